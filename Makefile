@@ -20,6 +20,9 @@ TOKDIR  := $(BUILD)/tokenizer-qwen3
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
+ifeq ($(SAN),fuzz)
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+endif
 
 # Recursively expanded on purpose: pkg-config runs only after deps are in.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -95,7 +98,19 @@ $(ORACLE): tests/oracle/package.json tests/oracle/package-lock.json
 test: deps-test all $(ORACLE)
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit build/asan/axserve
+	$(MAKE) --no-print-directory fuzz
 	tests/run.sh
+
+# Fuzz targets: tests/fuzz/fuzz_*.c (libFuzzer, clang). `make fuzz` builds
+# them in build/fuzz; tests/suites/fuzz.sh runs each briefly on its seeds.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzzers/%,$(FUZZ_SRC))
+$(BUILD)/fuzzers/%: tests/fuzz/%.c $(BUILD)/libaxserve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Itests $< $(BUILD)/libaxserve.a -o $@ $(LDLIBS_ALL)
+fuzzers: $(FUZZ_BIN)
+fuzz:
+	$(MAKE) --no-print-directory BUILD=build/fuzz SAN=fuzz CC=clang OPT=-O1 fuzzers
 
 bench: bench-tokenizer bench-cpu bench-server bench-axcl
 

@@ -1,0 +1,24 @@
+#!/bin/sh
+# fuzz.sh - runs every libFuzzer target (build/fuzz/fuzzers/fuzz_*) for
+# FUZZ_SECONDS (default 10) starting from its seeds in tests/fuzz/seeds/NAME/.
+# A crash, leak, hang or sanitizer report fails the suite.
+set -eu
+secs=${FUZZ_SECONDS:-10}
+status=0
+for f in build/fuzz/fuzzers/fuzz_*; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f")
+    seeds=tests/fuzz/seeds/${name#fuzz_}
+    work=$(mktemp -d)
+    [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/ 2>/dev/null || true
+    echo "== $name (${secs}s)"
+    if ! "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        "$work" >"$work.log" 2>&1; then
+        tail -n 60 "$work.log"
+        status=1
+    else
+        grep -E 'stat::number_of_executed_units' "$work.log" || true
+    fi
+    rm -rf "$work" "$work.log"
+done
+exit $status
