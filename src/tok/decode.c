@@ -57,6 +57,7 @@ enum ax_err tok_utf8_lossy(const uint8_t *b, size_t n, int final, struct ax_buf 
         }
         if (i > run && (e = ax_buf_append(out, b + run, i - run)) != AX_OK)
             return e;
+        run = i;
         if (s == 0 && !final)
             break; /* keep the incomplete tail */
         if ((e = ax_buf_append(out, fffd, 3)) != AX_OK)
