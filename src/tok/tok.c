@@ -888,6 +888,39 @@ static enum ax_err check_lfs(const char *path, const char *text, size_t len, cha
     return AX_OK;
 }
 
+enum ax_err tok_load_buf(const char *text, size_t len, const char *name, struct tok **out,
+                         char *err)
+{
+    *out = NULL;
+    enum ax_err e = check_lfs(name, text, len, err);
+    if (e != AX_OK)
+        return e;
+    struct tok *t = ax_calloc(1, sizeof *t);
+    struct load L = {.t = t, .file = name, .err = err};
+    if (!t)
+        return ax_fail(err, AX_ENOMEM, "%s: out of memory", name);
+    t->magic = TOK_MAGIC;
+    byte_alphabet(L.inv);
+    ax_buf_init(&L.key, 1 << 20);
+    ax_buf_init(&L.blob, (size_t)UINT32_MAX - 1);
+    e = load_all(&L, text, len);
+    t->blob = L.blob.data;
+    if (e == AX_OK && !t->blob)
+        e = ax_fail(err, AX_EFORMAT, "%s: empty vocabulary", name);
+    ax_buf_free(&L.key);
+    ax_free(L.e_id);
+    ax_free(L.e_off);
+    ax_free(L.e_len);
+    if (e != AX_OK) {
+        if (!t->blob)
+            ax_buf_free(&L.blob);
+        tok_free(t);
+        return e;
+    }
+    *out = t;
+    return AX_OK;
+}
+
 enum ax_err tok_load(const char *tokenizer_json, struct tok **out, char *err)
 {
     *out = NULL;
@@ -896,35 +929,9 @@ enum ax_err tok_load(const char *tokenizer_json, struct tok **out, char *err)
     enum ax_err e = ax_file_read(tokenizer_json, TOK_FILE_MAX, &text, &len, err);
     if (e != AX_OK)
         return e;
-    if ((e = check_lfs(tokenizer_json, text, len, err)) != AX_OK) {
-        ax_free(text);
-        return e;
-    }
-    struct tok *t = ax_calloc(1, sizeof *t);
-    struct load L = {.t = t, .file = tokenizer_json, .err = err};
-    if (!t) {
-        ax_free(text);
-        return ax_fail(err, AX_ENOMEM, "%s: out of memory", tokenizer_json);
-    }
-    t->magic = TOK_MAGIC;
-    byte_alphabet(L.inv);
-    ax_buf_init(&L.key, 1 << 20);
-    ax_buf_init(&L.blob, (size_t)UINT32_MAX - 1);
-    e = load_all(&L, text, len);
-    t->blob = L.blob.data;
-    if (e == AX_OK && !t->blob)
-        e = ax_fail(err, AX_EFORMAT, "%s: empty vocabulary", tokenizer_json);
-    ax_buf_free(&L.key);
-    ax_free(L.e_id);
-    ax_free(L.e_off);
-    ax_free(L.e_len);
+    e = tok_load_buf(text, len, tokenizer_json, out, err);
     ax_free(text);
-    if (e != AX_OK) {
-        tok_free(t);
-        return e;
-    }
-    *out = t;
-    return AX_OK;
+    return e;
 }
 
 void tok_free(struct tok *t)

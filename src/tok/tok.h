@@ -17,6 +17,10 @@ struct tok;
 
 /* Loads tokenizer.json. OUT *out valid on AX_OK; free with tok_free. */
 enum ax_err tok_load(const char *tokenizer_json, struct tok **out, char *err);
+/* The same from len bytes of tokenizer.json in memory; name is used in
+ * error messages only. text need not be NUL-terminated. */
+enum ax_err tok_load_buf(const char *text, size_t len, const char *name, struct tok **out,
+                         char *err);
 void tok_free(struct tok *t);
 
 /* Encodes len bytes of UTF-8 text (no BOS is added, as HF does for Qwen)
