@@ -66,9 +66,9 @@ static struct tok_heap_ent heap_pop(struct tok_heap_ent *h, size_t *n)
 static void push_pair(const struct tok *t, struct tok_sym *sym, struct tok_heap_ent *h,
                       size_t *nh, int32_t pos)
 {
-    int32_t nx = sym[pos].next;
-    if (pos < 0 || nx < 0)
+    if (pos < 0 || sym[pos].next < 0)
         return;
+    int32_t nx = sym[pos].next;
     const struct tok_merge *m = tok_merge_find(t, (uint32_t)sym[pos].id, (uint32_t)sym[nx].id);
     if (m)
         heap_push(h, nh, (struct tok_heap_ent){m->rank, (uint32_t)pos, m->id});
@@ -88,7 +88,8 @@ static enum ax_err scratch_fit(struct tok_bpe_scratch *s, size_t n, char *err)
     if (n <= s->cap)
         return AX_OK;
     struct tok_sym *sym = ax_mallocarray(n, sizeof *sym);
-    struct tok_heap_ent *h = ax_mallocarray(n, sizeof *h);
+    /* each merge pops one entry and pushes at most two: the heap holds < 2n */
+    struct tok_heap_ent *h = ax_mallocarray(n, 2 * sizeof *h);
     if (!sym || !h) {
         ax_free(sym);
         ax_free(h);
@@ -162,7 +163,7 @@ enum ax_err tok_bpe_piece(const struct tok *t, const uint8_t *p, size_t len,
         }
     }
     struct tok_sym sym_small[64];
-    struct tok_heap_ent heap_small[64];
+    struct tok_heap_ent heap_small[128];
     struct tok_sym *sym = sym_small;
     struct tok_heap_ent *heap = heap_small;
     if (len > 64) {
