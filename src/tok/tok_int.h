@@ -72,7 +72,7 @@ struct tok {
     uint32_t *dec_off;     /* [n_ids] what decoding id yields */
     uint32_t *dec_len;     /* [n_ids] */
     uint8_t *flags;        /* [n_ids] TF_* */
-    int32_t *vhash;        /* base vocab bytes -> id, open addressing, -1 empty */
+    uint64_t *vhash;       /* base vocab bytes -> tag << 32 | id, UINT64_MAX empty */
     uint32_t vmask;        /* slots - 1 */
     int32_t byte_id[256];  /* id of each single byte, -1 if absent (then dropped, as HF) */
     struct tok_merge *mtab;/* (a, b) -> merge, open addressing */
