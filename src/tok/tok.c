@@ -573,7 +573,11 @@ uint64_t tok_hash_bytes(const uint8_t *p, size_t n)
  * token that does not match. */
 int32_t tok_vocab_find(const struct tok *t, const uint8_t *p, size_t n)
 {
-    uint64_t h = tok_hash_bytes(p, n);
+    return tok_vocab_find_h(t, p, n, tok_hash_bytes(p, n));
+}
+
+int32_t tok_vocab_find_h(const struct tok *t, const uint8_t *p, size_t n, uint64_t h)
+{
     uint32_t i = (uint32_t)h & t->vmask, tag = (uint32_t)(h >> 32);
     for (;; i = (i + 1) & t->vmask) {
         uint64_t v = t->vhash[i];
@@ -650,10 +654,11 @@ static enum ax_err build_ids(struct load *L, uint32_t n_ids)
     t->dec_len = ax_calloc(n_ids, 4);
     t->flags = ax_calloc(n_ids, 1);
     t->reach = ax_calloc(n_ids, sizeof *t->reach);
+    t->pcache = ax_calloc(TOK_PCACHE_SLOTS, sizeof *t->pcache);
     t->vmask = pow2_at_least(L->n_e + L->n_e / 2) - 1; /* load <= 2/3 */
     t->vhash = ax_mallocarray((size_t)t->vmask + 1, sizeof *t->vhash);
     if (!t->voc_off || !t->voc_len || !t->dec_off || !t->dec_len || !t->flags || !t->reach ||
-        !t->vhash)
+        !t->vhash || !t->pcache)
         return ax_fail(L->err, AX_ENOMEM, "%s: out of memory (%u ids)", L->file, n_ids);
     memset(t->vhash, 0xFF, ((size_t)t->vmask + 1) * sizeof *t->vhash);
     for (size_t k = 0; k < L->n_e; k++) {
@@ -995,6 +1000,7 @@ void tok_free(struct tok *t)
     ax_free(t->dec_len);
     ax_free(t->flags);
     ax_free((void *)t->reach);
+    ax_free((void *)t->pcache);
     ax_free(t->vhash);
     ax_free(t->mtab);
     ax_free(t->added);

@@ -12,6 +12,7 @@
 
 #define TOK_MAGIC 0x746f6b31u /* "tok1" */
 #define TOK_MAX_IDS (1u << 24) /* ids above this are rejected at load */
+#define TOK_PCACHE_SLOTS (1u << 16) /* 512 KB: the BPE of frequent short pieces */
 
 /* ---- codepoint classes (unicode_tab.c, built into struct tok_cp) ---- */
 struct tok_uni_range {
@@ -79,6 +80,7 @@ struct tok {
     uint32_t mmask;        /* slots - 1 */
     uint32_t n_merges;
     _Atomic uint8_t *reach;/* [n_ids] 0 unknown, 1 BPE of the bytes gives this id, 2 not */
+    _Atomic uint64_t *pcache; /* [TOK_PCACHE_SLOTS] piece cache, see bpe.c */
     int ignore_merges;     /* BPE: a piece that is a vocab token is taken whole */
     int nfc;               /* normalizer is NFC */
     struct tok_added *added; /* sorted by content length, longest first */
@@ -91,6 +93,7 @@ struct tok {
 uint64_t tok_hash_bytes(const uint8_t *p, size_t n);
 /* Base-vocab id of the bytes, -1 if absent. */
 int32_t tok_vocab_find(const struct tok *t, const uint8_t *p, size_t n);
+int32_t tok_vocab_find_h(const struct tok *t, const uint8_t *p, size_t n, uint64_t h);
 const struct tok_merge *tok_merge_find(const struct tok *t, uint32_t a, uint32_t b);
 
 /* ---- pretok.c ---- */
