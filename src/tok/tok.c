@@ -792,13 +792,14 @@ static enum ax_err read_merge(struct load *L, struct jp *j, struct ax_buf *tmp, 
 static enum ax_err read_merges(struct load *L)
 {
     struct tok *t = L->t;
-    /* an upper bound on the count: each merge is one string or one [a, b] */
-    size_t est = 1, quotes = 0, brackets = 0;
-    for (size_t i = 0; i < L->merges.n; i++) {
+    /* an upper bound on the count: each merge is one string "a b" or two in
+     * [a, b]; the first merge tells which */
+    size_t est = 1, quotes = 0, k = 1;
+    for (size_t i = 0; i < L->merges.n; i++)
         quotes += L->merges.p[i] == '"';
-        brackets += L->merges.p[i] == '[';
-    }
-    est += brackets > 1 ? quotes / 4 : quotes / 2; /* 2 or 1 strings per merge */
+    while (k < L->merges.n && strchr(" \t\r\n", L->merges.p[k]))
+        k++;
+    est += k < L->merges.n && L->merges.p[k] == '[' ? quotes / 4 : quotes / 2;
     t->mmask = pow2_at_least(est + est / 2) - 1; /* load <= 2/3 */
     t->mtab = ax_mallocarray((size_t)t->mmask + 1, sizeof *t->mtab);
     if (!t->mtab)

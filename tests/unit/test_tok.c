@@ -302,6 +302,25 @@ static void small_tokenizer(void **state)
     tok_free(t);
 }
 
+/* "a b" merges whose tokens hold brackets or quotes, and ids out of order */
+static void odd_merges(void **state)
+{
+    (void)state;
+    static const char j[] =
+        "{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"[[\":3,\"[\":0,\"\\\"\":1,"
+        "\"\\\"[\":2,\"x\":4},\"merges\":[\"[ [\",\"\\\" [\"]}," TAIL;
+    struct tok *t = NULL;
+    char err[AX_ERRLEN];
+    assert_int_equal(tok_load_buf(j, sizeof j - 1, "odd.json", &t, err), AX_OK);
+    int32_t out[8];
+    size_t n;
+    assert_int_equal(tok_encode(t, "[[\"[", 4, out, &n, err), AX_OK);
+    int32_t want[] = {3, 2}; /* "[[" and "\"[" */
+    assert_int_equal(n, 2);
+    assert_memory_equal(out, want, sizeof want);
+    tok_free(t);
+}
+
 static void load_errors(void **state)
 {
     (void)state;
@@ -377,7 +396,8 @@ int main(void)
         cmocka_unit_test(split_matches_hf),     cmocka_unit_test(encode_matches_hf),
         cmocka_unit_test(decode_matches_hf),    cmocka_unit_test(stream_equals_decode),
         cmocka_unit_test(encode_errors),        cmocka_unit_test(two_threads_agree),
-        cmocka_unit_test(small_tokenizer),      cmocka_unit_test(load_errors),
+        cmocka_unit_test(small_tokenizer),      cmocka_unit_test(odd_merges),
+        cmocka_unit_test(load_errors),
         cmocka_unit_test(load_enomem),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
