@@ -72,18 +72,28 @@ struct model_tensor {
 
 struct model;
 
-/* Opens dir and checks every file it will need. OUT *out valid on AX_OK;
+/* Opens dir and checks every file it will need; for HF checkpoints also
+ * every Qwen3 tensor's presence, shape and dtype (F32/F16/BF16), so a
+ * backend can slice them without re-checking. OUT *out valid on AX_OK;
  * caller frees with model_free. */
 enum ax_err model_open(const char *dir, struct model **out, char *err);
 void model_free(struct model *m);
 
 enum model_kind model_kind(const struct model *m);
 const char *model_dir(const struct model *m);
+/* 1 if config.json says "axserve_synthetic": true (made by
+ * `axserve make-test-model`: random weights, the output is noise). */
+int model_is_synthetic(const struct model *m);
 /* Paths of tokenizer.json and tokenizer_config.json (may be in a
- * tokenizer subfolder for axmodel dirs). Borrowed. */
+ * tokenizer subfolder for axmodel dirs). Borrowed. NULL if the directory
+ * has none (possible for HF and axmodel dirs; callers that need a
+ * tokenizer must say so). Both are present or both NULL. */
 const char *model_tokenizer_json(const struct model *m);
 const char *model_tokenizer_config(const struct model *m);
-/* Valid for MODEL_HF and MODEL_AXMODEL. */
+/* Valid for MODEL_HF and MODEL_AXMODEL, NULL for MODEL_TOKENIZER_ONLY.
+ * For an axmodel dir without an HF config.json only hidden, vocab and
+ * n_layers are known; the other fields are 0 (the AXCL backend reads
+ * them from the models' IO info). */
 const struct qwen3_config *model_config(const struct model *m);
 const struct gen_defaults *model_gen_defaults(const struct model *m);
 /* Valid for MODEL_AXMODEL only, NULL otherwise. */
@@ -92,6 +102,10 @@ const struct axmodel_layout *model_axmodel(const struct model *m);
 /* HF only: finds a tensor by its HF name. AX_ENOTFOUND if absent. */
 enum ax_err model_tensor(const struct model *m, const char *name, struct model_tensor *out,
                          char *err);
+/* HF only: number of tensors and the i-th in name order (AX_ERANGE past
+ * the end), for listing. */
+size_t model_n_tensors(const struct model *m);
+enum ax_err model_tensor_at(const struct model *m, size_t i, struct model_tensor *out);
 /* HF only: checks a tensor exists with this exact shape (ndim dims). */
 enum ax_err model_tensor_expect(const struct model *m, const char *name, int ndim,
                                 const int64_t *shape, struct model_tensor *out, char *err);
