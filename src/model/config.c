@@ -432,10 +432,11 @@ enum ax_err model_parse_vendor_config(const char *text, size_t len, const char *
  * '...' and "..." quote, backslash escapes one char (backslash-newline
  * joins lines), '#' at a word start comments to end of line, and ';', '&',
  * '|', '>' and '<' end a command (they become their own word). */
-static const char *next_word(const char *p, const char *end, struct ax_buf *w, int *ok)
+static const char *next_word(const char *p, const char *end, struct ax_buf *w,
+                             enum ax_err *ok)
 {
     ax_buf_reset(w);
-    *ok = 1;
+    *ok = AX_OK;
     for (;;) {
         while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
             p++;
@@ -451,7 +452,7 @@ static const char *next_word(const char *p, const char *end, struct ax_buf *w, i
     if (p >= end)
         return NULL;
     if (strchr("\n;&|<>", *p)) {
-        *ok = ax_buf_putc(w, *p) == AX_OK;
+        *ok = ax_buf_putc(w, *p);
         return p + 1;
     }
     while (p < end && !strchr(" \t\r\n;&|<>", *p)) {
@@ -460,8 +461,8 @@ static const char *next_word(const char *p, const char *end, struct ax_buf *w, i
             for (p++; p < end && *p != q; p++) {
                 if (q == '"' && *p == '\\' && p + 1 < end)
                     p++;
-                if (ax_buf_putc(w, *p))
-                    *ok = 0;
+                if (*ok == AX_OK)
+                    *ok = ax_buf_putc(w, *p);
             }
             if (p < end)
                 p++;
@@ -469,11 +470,12 @@ static const char *next_word(const char *p, const char *end, struct ax_buf *w, i
         }
         if (q == '\\' && p + 1 < end)
             p++;
-        if (ax_buf_putc(w, *p++))
-            *ok = 0;
+        if (*ok == AX_OK)
+            *ok = ax_buf_putc(w, *p);
+        p++;
     }
-    if (!w->data && ax_buf_puts(w, ""))
-        *ok = 0;
+    if (!w->data && *ok == AX_OK)
+        *ok = ax_buf_puts(w, "");
     return p;
 }
 
@@ -484,11 +486,13 @@ static enum ax_err collect_flags(const char *text, size_t len, const char *path,
     ax_buf_init(&w, 1 << 16);
     ax_buf_init(&key, 1 << 16);
     const char *p = text, *end = text + len;
-    int ok = 1, have_key = 0;
+    enum ax_err ok = AX_OK;
+    int have_key = 0;
     enum ax_err rc = AX_OK;
     while (rc == AX_OK && (p = next_word(p, end, &w, &ok)) != NULL) {
-        if (!ok) {
-            rc = ax_fail(err, AX_ETOOBIG, "%s: a word is too long", path);
+        if (ok) {
+            rc = ax_fail(err, ok, "%s: %s", path,
+                         ok == AX_ENOMEM ? "out of memory" : "a word is too long");
             break;
         }
         if (have_key && strncmp(w.data, "--", 2) && !strchr("\n;&|<>", w.data[0])) {
@@ -505,8 +509,10 @@ static enum ax_err collect_flags(const char *text, size_t len, const char *path,
                 *eq = '\0';
                 if (json_object_set_new(o, w.data + 2, json_string(eq + 1)))
                     rc = ax_fail(err, AX_EFORMAT, "%s: flag %s has a bad value", path, w.data);
-            } else if (ax_buf_puts(&key, w.data + 2) == AX_OK)
+            } else if ((rc = ax_buf_puts(&key, w.data + 2)) == AX_OK)
                 have_key = 1;
+            else
+                rc = ax_fail(err, rc, "%s: flag %.64s: %s", path, w.data, ax_strerror(rc));
         }
     }
     ax_buf_free(&w);

@@ -127,6 +127,13 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ax_free(v[i]);
+    ax_free(v);
+}
+
 /* Lists dir's entries whose names satisfy want(); sorted, caller frees. */
 static enum ax_err list_dir(const char *dir, int (*want)(const char *), char ***out, size_t *n,
                             char *err)
@@ -158,16 +165,13 @@ static enum ax_err list_dir(const char *dir, int (*want)(const char *), char ***
             (*n)++;
     }
     closedir(d);
-    if (*n)
+    if (rc) {
+        free_list(*out, *n);
+        *out = NULL;
+        *n = 0;
+    } else if (*n)
         qsort(*out, *n, sizeof **out, cmp_str);
     return rc;
-}
-
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ax_free(v[i]);
-    ax_free(v);
 }
 
 static int any_name(const char *s) { (void)s; return 1; }
@@ -492,8 +496,15 @@ static enum ax_err find_run_script(struct model *m, char *err)
     for (size_t i = 0; i < n && rc == AX_ENOTFOUND; i++) {
         char path[MODEL_PATH_MAX], *text;
         size_t len;
-        if (!join(path, m->dir, v[i]) || read_small(path, &text, &len, err) != AX_OK)
+        if (!join(path, m->dir, v[i]))
             continue;
+        enum ax_err rr = read_small(path, &text, &len, err);
+        if (rr == AX_ENOMEM) {
+            rc = rr;
+            break;
+        }
+        if (rr)
+            continue; /* an unreadable script is not ours to judge */
         rc = model_parse_run_script(text, len, path, m->dir, &m->ax, err);
         ax_free(text);
     }
