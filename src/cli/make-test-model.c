@@ -67,7 +67,7 @@ static int set_int_opt(struct test_model_opts *o, const char *name, const char *
         {"--shards", offsetof(struct test_model_opts, shards)},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        if (strcmp(name, ints[i].name))
+        if (strcmp(name, ints[i].name) != 0)
             continue;
         long v;
         long hi = !strcmp(name, "--tied") ? 1 : 1L << 30;
@@ -91,7 +91,7 @@ static int parse_args(int argc, char **argv, struct test_model_opts *o)
             o->vocab = 0;
             continue;
         }
-        if (strncmp(a, "--", 2)) {
+        if (strncmp(a, "--", 2) != 0) {
             if (o->dir)
                 return 0;
             o->dir = a;
@@ -143,7 +143,7 @@ int cli_make_test_model(int argc, char **argv)
         return 1;
     }
     struct model *m;
-    if ((rc = model_open(o.dir, &m, err))) {
+    if (model_open(o.dir, &m, err) != AX_OK) {
         fprintf(stderr, "make-test-model: the written model does not open: %s\n", err);
         return 1;
     }

@@ -61,14 +61,14 @@ static enum ax_err get_int(const json_t *o, const char *key, long long lo, long 
         return ax_fail(err, AX_EFORMAT, "%s: field \"%s\" must be an integer", path, key);
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
-        return ax_fail(err, AX_ERANGE, "%s: field \"%s\" = %lld is out of range [%lld, %lld]",
-                       path, key, (long long)x, lo, hi);
+        return ax_fail(err, AX_ERANGE, "%s: field \"%s\" = %lld is out of range [%lld, %lld]", path,
+                       key, (long long)x, lo, hi);
     *out = x;
     return AX_OK;
 }
 
-static enum ax_err get_num(const json_t *o, const char *key, double lo, double hi,
-                           const char *path, double *out, int *present, char *err)
+static enum ax_err get_num(const json_t *o, const char *key, double lo, double hi, const char *path,
+                           double *out, int *present, char *err)
 {
     const json_t *v = json_object_get(o, key);
     if (present)
@@ -79,16 +79,15 @@ static enum ax_err get_num(const json_t *o, const char *key, double lo, double h
         return ax_fail(err, AX_EFORMAT, "%s: field \"%s\" must be a number", path, key);
     double x = json_number_value(v);
     if (!isfinite(x) || x < lo || x > hi)
-        return ax_fail(err, AX_ERANGE, "%s: field \"%s\" = %g is out of range [%g, %g]", path,
-                       key, x, lo, hi);
+        return ax_fail(err, AX_ERANGE, "%s: field \"%s\" = %g is out of range [%g, %g]", path, key,
+                       x, lo, hi);
     *out = x;
     if (present)
         *present = 1;
     return AX_OK;
 }
 
-static enum ax_err get_bool(const json_t *o, const char *key, const char *path, int *out,
-                            char *err)
+static enum ax_err get_bool(const json_t *o, const char *key, const char *path, int *out, char *err)
 {
     const json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v))
@@ -120,14 +119,12 @@ enum ax_err model_check_config(const struct qwen3_config *c, const char *path, c
     /* q_proj has heads*head_dim rows; keep it within the same ceiling as
      * hidden so backends can size buffers from either. */
     if ((long long)c->n_heads * c->head_dim > 4LL * MODEL_MAX_HIDDEN)
-        return ax_fail(err, AX_ERANGE,
-                       "%s: num_attention_heads * head_dim = %lld is too large", path,
-                       (long long)c->n_heads * c->head_dim);
+        return ax_fail(err, AX_ERANGE, "%s: num_attention_heads * head_dim = %lld is too large",
+                       path, (long long)c->n_heads * c->head_dim);
     if (!(c->rope_theta > 1.0) || !isfinite(c->rope_theta))
         return ax_fail(err, AX_ERANGE, "%s: rope_theta = %g must be > 1", path, c->rope_theta);
     if (!(c->rms_eps > 0.0) || !(c->rms_eps < 1.0))
-        return ax_fail(err, AX_ERANGE, "%s: rms_norm_eps = %g must be in (0, 1)", path,
-                       c->rms_eps);
+        return ax_fail(err, AX_ERANGE, "%s: rms_norm_eps = %g must be in (0, 1)", path, c->rms_eps);
     return AX_OK;
 }
 
@@ -137,7 +134,7 @@ static enum ax_err check_supported(const json_t *o, const char *path, char *err)
     if (!json_is_string(mt))
         return ax_fail(err, AX_EFORMAT, "%s: field \"model_type\" is missing or not a string",
                        path);
-    if (strcmp(json_string_value(mt), "qwen3"))
+    if (strcmp(json_string_value(mt), "qwen3") != 0)
         return ax_fail(err, AX_EUNSUPPORTED,
                        "%s: model_type \"%.64s\" is not supported (axserve runs qwen3)", path,
                        json_string_value(mt));
@@ -241,18 +238,17 @@ static enum ax_err read_eos(const json_t *o, const char *path, struct gen_defaul
     }
     if (!json_is_array(v))
         return ax_fail(err, AX_EFORMAT,
-                       "%s: field \"eos_token_id\" must be an integer or a list of integers",
-                       path);
+                       "%s: field \"eos_token_id\" must be an integer or a list of integers", path);
     if (json_array_size(v) > MODEL_MAX_EOS)
-        return ax_fail(err, AX_ERANGE, "%s: eos_token_id lists %zu ids, at most %d supported",
-                       path, json_array_size(v), MODEL_MAX_EOS);
+        return ax_fail(err, AX_ERANGE, "%s: eos_token_id lists %zu ids, at most %d supported", path,
+                       json_array_size(v), MODEL_MAX_EOS);
     g->n_eos = 0;
     for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *e = json_array_get(v, i);
         if (!json_is_integer(e) || json_integer_value(e) < 0 ||
             json_integer_value(e) > MODEL_MAX_TOKEN_ID)
-            return ax_fail(err, AX_ERANGE, "%s: eos_token_id[%zu] is not a valid token id",
-                           path, i);
+            return ax_fail(err, AX_ERANGE, "%s: eos_token_id[%zu] is not a valid token id", path,
+                           i);
         g->eos[g->n_eos++] = (int32_t)json_integer_value(e);
     }
     return AX_OK;
@@ -300,11 +296,11 @@ static enum ax_err vendor_int(const json_t *o, const char *key, long long lo, lo
         char *end;
         long long x = strtoll(s, &end, 10);
         if (end == s || *end)
-            return ax_fail(err, AX_EFORMAT, "%s: \"%s\" = \"%.32s\" is not an integer", path,
-                           key, s);
+            return ax_fail(err, AX_EFORMAT, "%s: \"%s\" = \"%.32s\" is not an integer", path, key,
+                           s);
         if (x < lo || x > hi)
-            return ax_fail(err, AX_ERANGE, "%s: \"%s\" = %lld is out of range [%lld, %lld]",
-                           path, key, x, lo, hi);
+            return ax_fail(err, AX_ERANGE, "%s: \"%s\" = %lld is out of range [%lld, %lld]", path,
+                           key, x, lo, hi);
         *out = x;
         return AX_OK;
     }
@@ -332,8 +328,8 @@ static enum ax_err check_template(const char *t, const char *path, char *err)
     return AX_OK;
 }
 
-static enum ax_err vendor_path(const json_t *o, const char *key, const char *dir,
-                               const char *path, char *out, char *err)
+static enum ax_err vendor_path(const json_t *o, const char *key, const char *dir, const char *path,
+                               char *out, char *err)
 {
     const json_t *v = json_object_get(o, key);
     if (!json_is_string(v) || !*json_string_value(v))
@@ -374,8 +370,7 @@ static enum ax_err vendor_devices(const json_t *o, const char *path, struct axmo
         return AX_OK;
     }
     if (!json_is_array(v) || json_array_size(v) > 16)
-        return ax_fail(err, AX_EFORMAT, "%s: \"devices\" must be a list of at most 16 ids",
-                       path);
+        return ax_fail(err, AX_EFORMAT, "%s: \"devices\" must be a list of at most 16 ids", path);
     for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *e = json_array_get(v, i);
         if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255)
@@ -432,8 +427,7 @@ enum ax_err model_parse_vendor_config(const char *text, size_t len, const char *
  * '...' and "..." quote, backslash escapes one char (backslash-newline
  * joins lines), '#' at a word start comments to end of line, and ';', '&',
  * '|', '>' and '<' end a command (they become their own word). */
-static const char *next_word(const char *p, const char *end, struct ax_buf *w,
-                             enum ax_err *ok)
+static const char *next_word(const char *p, const char *end, struct ax_buf *w, enum ax_err *ok)
 {
     ax_buf_reset(w);
     *ok = AX_OK;
@@ -495,7 +489,7 @@ static enum ax_err collect_flags(const char *text, size_t len, const char *path,
                          ok == AX_ENOMEM ? "out of memory" : "a word is too long");
             break;
         }
-        if (have_key && strncmp(w.data, "--", 2) && !strchr("\n;&|<>", w.data[0])) {
+        if (have_key && strncmp(w.data, "--", 2) != 0 && !strchr("\n;&|<>", w.data[0])) {
             if (json_object_set_new(o, key.data, json_string(w.data)))
                 rc = ax_fail(err, AX_EFORMAT, "%s: flag --%s has a bad value", path, key.data);
             have_key = 0;
@@ -520,8 +514,8 @@ static enum ax_err collect_flags(const char *text, size_t len, const char *path,
     return rc;
 }
 
-enum ax_err model_parse_run_script(const char *text, size_t len, const char *path,
-                                   const char *dir, struct axmodel_layout *ax, char *err)
+enum ax_err model_parse_run_script(const char *text, size_t len, const char *path, const char *dir,
+                                   struct axmodel_layout *ax, char *err)
 {
     json_t *o = json_object();
     if (!o)

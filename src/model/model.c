@@ -34,7 +34,7 @@
 #define MAX_SHARDS 1024
 
 struct shard {
-    char *path;               /* owned */
+    char *path; /* owned */
     struct ax_map map;
     struct st_header hdr;
 };
@@ -174,7 +174,11 @@ static enum ax_err list_dir(const char *dir, int (*want)(const char *), char ***
     return rc;
 }
 
-static int any_name(const char *s) { (void)s; return 1; }
+static int any_name(const char *s)
+{
+    (void)s;
+    return 1;
+}
 
 /* The dir itself, else the first subfolder (by name, ones containing
  * "tokenizer" first) that holds both files. */
@@ -236,8 +240,8 @@ static enum ax_err check_gen_ids(const struct model *m, char *err)
             return ax_fail(err, AX_ERANGE, "%s: eos_token_id %d is outside the vocabulary (%d)",
                            m->dir, (int)m->gen.eos[i], m->cfg.vocab);
     if (m->gen.bos >= m->cfg.vocab)
-        return ax_fail(err, AX_ERANGE, "%s: bos_token_id %d is outside the vocabulary (%d)",
-                       m->dir, (int)m->gen.bos, m->cfg.vocab);
+        return ax_fail(err, AX_ERANGE, "%s: bos_token_id %d is outside the vocabulary (%d)", m->dir,
+                       (int)m->gen.bos, m->cfg.vocab);
     return AX_OK;
 }
 
@@ -291,7 +295,7 @@ static enum ax_err open_single(struct model *m, char *err)
 /* Shard names come from an untrusted index: plain names in the dir only. */
 static int safe_name(const char *s)
 {
-    return *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+    return *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
 static int shard_index(const struct model *m, const char *file)
@@ -350,7 +354,8 @@ static enum ax_err open_sharded(struct model *m, const char *ipath, char *err)
     rc = m->shards ? refs_alloc(m, n, err) : ax_fail(err, AX_ENOMEM, "out of memory");
     const char *name;
     const json_t *v;
-    json_object_foreach((json_t *)wm, name, v) {
+    json_object_foreach((json_t *)wm, name, v)
+    {
         if (rc)
             break;
         rc = index_entry(m, ipath, name, v, err);
@@ -381,8 +386,8 @@ static enum ax_err expect_float(const struct model *m, const char *name, int ndi
         return rc;
     if (t.dtype != DT_F32 && t.dtype != DT_F16 && t.dtype != DT_BF16)
         return ax_fail(err, AX_EUNSUPPORTED,
-                       "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 are supported",
-                       m->dir, name, st_dtype_name(t.dtype));
+                       "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 are supported", m->dir,
+                       name, st_dtype_name(t.dtype));
     return AX_OK;
 }
 
@@ -396,19 +401,19 @@ static enum ax_err check_layer(const struct model *m, int l, char *err)
         int ndim;
         int r, cidx; /* 0 hidden, 1 q, 2 kv, 3 inter, 4 head_dim */
     } want[] = {
-        {"input_layernorm.weight", 1, 0, 0},    {"post_attention_layernorm.weight", 1, 0, 0},
-        {"self_attn.q_proj.weight", 2, 1, 0},   {"self_attn.k_proj.weight", 2, 2, 0},
-        {"self_attn.v_proj.weight", 2, 2, 0},   {"self_attn.o_proj.weight", 2, 0, 1},
-        {"self_attn.q_norm.weight", 1, 4, 0},   {"self_attn.k_norm.weight", 1, 4, 0},
-        {"mlp.gate_proj.weight", 2, 3, 0},      {"mlp.up_proj.weight", 2, 3, 0},
+        {"input_layernorm.weight", 1, 0, 0},  {"post_attention_layernorm.weight", 1, 0, 0},
+        {"self_attn.q_proj.weight", 2, 1, 0}, {"self_attn.k_proj.weight", 2, 2, 0},
+        {"self_attn.v_proj.weight", 2, 2, 0}, {"self_attn.o_proj.weight", 2, 0, 1},
+        {"self_attn.q_norm.weight", 1, 4, 0}, {"self_attn.k_norm.weight", 1, 4, 0},
+        {"mlp.gate_proj.weight", 2, 3, 0},    {"mlp.up_proj.weight", 2, 3, 0},
         {"mlp.down_proj.weight", 2, 0, 3},
     };
     int64_t dim[5] = {h, q, kv, in, d};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char name[128];
         snprintf(name, sizeof name, "model.layers.%d.%s", l, want[i].suffix);
-        enum ax_err rc = expect_float(m, name, want[i].ndim, dim[want[i].r], dim[want[i].cidx],
-                                      err);
+        enum ax_err rc =
+            expect_float(m, name, want[i].ndim, dim[want[i].r], dim[want[i].cidx], err);
         if (rc)
             return rc;
     }
@@ -517,7 +522,7 @@ static void add_run(char *out, size_t n, int a, int b)
 {
     size_t k = strlen(out);
     if (k + 32 >= n) {
-        if (k + 4 < n && strcmp(out + k - 3, "..."))
+        if (k + 4 < n && strcmp(out + k - 3, "...") != 0)
             snprintf(out + k, n - k, "...");
         return;
     }
@@ -573,8 +578,10 @@ static enum ax_err check_embed(const struct model *m, char *err)
     const struct axmodel_layout *ax = &m->ax;
     struct stat st;
     if (stat(ax->embed_path, &st) != 0 || !S_ISREG(st.st_mode))
-        return ax_fail(err, AX_ENOTFOUND, "%s: embedding table is missing: run `axserve pull "
-                       "<repo>`", ax->embed_path);
+        return ax_fail(err, AX_ENOTFOUND,
+                       "%s: embedding table is missing: run `axserve pull "
+                       "<repo>`",
+                       ax->embed_path);
     enum ax_err rc = model_check_not_lfs(ax->embed_path, err);
     if (rc)
         return rc;
@@ -593,8 +600,10 @@ static enum ax_err check_post(const struct model *m, char *err)
 {
     struct stat st;
     if (stat(m->ax.post_path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
-        return ax_fail(err, AX_ENOTFOUND, "%s: post model is missing or empty: run `axserve "
-                       "pull <repo>`", m->ax.post_path);
+        return ax_fail(err, AX_ENOTFOUND,
+                       "%s: post model is missing or empty: run `axserve "
+                       "pull <repo>`",
+                       m->ax.post_path);
     return model_check_not_lfs(m->ax.post_path, err);
 }
 
@@ -613,9 +622,8 @@ static enum ax_err axmodel_config(struct model *m, const char *cfg_path, int ven
             return ax_fail(err, AX_EFORMAT,
                            "%s: hidden_size/vocab_size/num_hidden_layers (%d/%d/%d) disagree "
                            "with the run script (%lld/%lld/%d)",
-                           cfg_path, c->hidden, c->vocab, c->n_layers,
-                           (long long)m->ax.embed_cols, (long long)m->ax.embed_rows,
-                           m->ax.n_layers);
+                           cfg_path, c->hidden, c->vocab, c->n_layers, (long long)m->ax.embed_cols,
+                           (long long)m->ax.embed_rows, m->ax.n_layers);
         return AX_OK;
     }
     memset(c, 0, sizeof *c);
@@ -625,8 +633,8 @@ static enum ax_err axmodel_config(struct model *m, const char *cfg_path, int ven
     return AX_OK;
 }
 
-static enum ax_err open_axmodel(struct model *m, const char *cfg_path, const char *text,
-                                size_t len, char *err)
+static enum ax_err open_axmodel(struct model *m, const char *cfg_path, const char *text, size_t len,
+                                char *err)
 {
     enum ax_err rc;
     m->kind = MODEL_AXMODEL;
@@ -635,9 +643,8 @@ static enum ax_err open_axmodel(struct model *m, const char *cfg_path, const cha
         rc = model_parse_vendor_config(text, len, cfg_path, m->dir, &m->ax, err);
     else
         rc = AX_OK; /* layout already read by find_run_script */
-    if (rc || (rc = axmodel_config(m, cfg_path, vendor, err)) ||
-        (rc = check_layers(m, err)) || (rc = check_post(m, err)) ||
-        (rc = check_embed(m, err)) || (rc = find_tokenizer(m, 1, err)))
+    if (rc || (rc = axmodel_config(m, cfg_path, vendor, err)) || (rc = check_layers(m, err)) ||
+        (rc = check_post(m, err)) || (rc = check_embed(m, err)) || (rc = find_tokenizer(m, 1, err)))
         return rc;
     if ((rc = load_gen_config(m, m->dir, err)))
         return rc;
@@ -645,7 +652,7 @@ static enum ax_err open_axmodel(struct model *m, const char *cfg_path, const cha
         char tdir[MODEL_PATH_MAX];
         snprintf(tdir, sizeof tdir, "%.*s", (int)(strlen(m->tok_json) - strlen("/tokenizer.json")),
                  m->tok_json);
-        if (strcmp(tdir, m->dir) && (rc = load_gen_config(m, tdir, err)))
+        if (strcmp(tdir, m->dir) != 0 && (rc = load_gen_config(m, tdir, err)))
             return rc;
     }
     return check_gen_ids(m, err);
@@ -731,9 +738,18 @@ void model_free(struct model *m)
 
 /* ---- accessors ---------------------------------------------------------- */
 
-enum model_kind model_kind(const struct model *m) { return m->kind; }
-const char *model_dir(const struct model *m) { return m->dir; }
-int model_is_synthetic(const struct model *m) { return m->synthetic; }
+enum model_kind model_kind(const struct model *m)
+{
+    return m->kind;
+}
+const char *model_dir(const struct model *m)
+{
+    return m->dir;
+}
+int model_is_synthetic(const struct model *m)
+{
+    return m->synthetic;
+}
 
 const char *model_tokenizer_json(const struct model *m)
 {
@@ -750,14 +766,20 @@ const struct qwen3_config *model_config(const struct model *m)
     return m->kind == MODEL_TOKENIZER_ONLY ? NULL : &m->cfg;
 }
 
-const struct gen_defaults *model_gen_defaults(const struct model *m) { return &m->gen; }
+const struct gen_defaults *model_gen_defaults(const struct model *m)
+{
+    return &m->gen;
+}
 
 const struct axmodel_layout *model_axmodel(const struct model *m)
 {
     return m->kind == MODEL_AXMODEL ? &m->ax : NULL;
 }
 
-size_t model_n_tensors(const struct model *m) { return m->n_refs; }
+size_t model_n_tensors(const struct model *m)
+{
+    return m->n_refs;
+}
 
 enum ax_err model_tensor_at(const struct model *m, size_t i, struct model_tensor *out)
 {

@@ -21,21 +21,30 @@
 
 enum model_kind { MODEL_TOKENIZER_ONLY = 0, MODEL_HF = 1, MODEL_AXMODEL = 2 };
 
-enum model_dtype { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_I32 = 3, DT_I64 = 4, DT_U8 = 5, DT_I8 = 6, DT_OTHER = 7 };
+enum model_dtype {
+    DT_F32 = 0,
+    DT_F16 = 1,
+    DT_BF16 = 2,
+    DT_I32 = 3,
+    DT_I64 = 4,
+    DT_U8 = 5,
+    DT_I8 = 6,
+    DT_OTHER = 7
+};
 
 /* Qwen3 hyper-parameters, from config.json (HF) or the vendor config. */
 struct qwen3_config {
-    int hidden;          /* hidden_size */
-    int intermediate;    /* intermediate_size */
-    int n_layers;        /* num_hidden_layers */
-    int n_heads;         /* num_attention_heads */
-    int n_kv_heads;      /* num_key_value_heads */
-    int head_dim;        /* head_dim (need not be hidden / n_heads) */
-    int vocab;           /* vocab_size (rows of embed_tokens / lm_head) */
-    int max_pos;         /* max_position_embeddings */
-    int tied;            /* tie_word_embeddings */
-    double rope_theta;   /* rope_theta */
-    double rms_eps;      /* rms_norm_eps */
+    int hidden;        /* hidden_size */
+    int intermediate;  /* intermediate_size */
+    int n_layers;      /* num_hidden_layers */
+    int n_heads;       /* num_attention_heads */
+    int n_kv_heads;    /* num_key_value_heads */
+    int head_dim;      /* head_dim (need not be hidden / n_heads) */
+    int vocab;         /* vocab_size (rows of embed_tokens / lm_head) */
+    int max_pos;       /* max_position_embeddings */
+    int tied;          /* tie_word_embeddings */
+    double rope_theta; /* rope_theta */
+    double rms_eps;    /* rms_norm_eps */
 };
 
 /* Sampling defaults and end tokens from generation_config.json. Fields
@@ -62,11 +71,11 @@ struct axmodel_layout {
 };
 
 struct model_tensor {
-    const char *name;      /* borrowed from the model */
+    const char *name; /* borrowed from the model */
     enum model_dtype dtype;
     int ndim;
-    int64_t shape[4];      /* row-major; shape[0] is the slowest axis */
-    const void *data;      /* into the read-only mapping */
+    int64_t shape[4]; /* row-major; shape[0] is the slowest axis */
+    const void *data; /* into the read-only mapping */
     size_t nbytes;
 };
 

@@ -19,7 +19,7 @@
 #define MODEL_MAX_POS (1 << 24)
 #define MODEL_MAX_TOKEN_ID (1 << 24)
 /* Config-like JSON files are small; 16 MB is generous. */
-#define MODEL_MAX_JSON (16u * 1024 * 1024)
+#define MODEL_MAX_JSON ((size_t)16 * 1024 * 1024)
 
 /* Qwen3 non-thinking defaults (facts: qwen3.md), nothing present. */
 void model_gen_defaults_init(struct gen_defaults *g);
@@ -41,7 +41,7 @@ enum ax_err model_parse_vendor_config(const char *text, size_t len, const char *
                                       const char *dir, struct axmodel_layout *ax, char *err);
 /* A vendor run script with --template_filename_axmodel ... flags -> layout.
  * AX_ENOTFOUND if the script has no --template_filename_axmodel flag. */
-enum ax_err model_parse_run_script(const char *text, size_t len, const char *path,
-                                   const char *dir, struct axmodel_layout *ax, char *err);
+enum ax_err model_parse_run_script(const char *text, size_t len, const char *path, const char *dir,
+                                   struct axmodel_layout *ax, char *err);
 
 #endif

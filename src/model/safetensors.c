@@ -20,11 +20,10 @@ struct dtype_info {
 /* Every dtype the safetensors format defines; ones we do not compute with
  * map to DT_OTHER but keep their size so the byte count is still checked. */
 static const struct dtype_info dtypes[] = {
-    {"F32", DT_F32, 4},      {"F16", DT_F16, 2},    {"BF16", DT_BF16, 2},
-    {"I32", DT_I32, 4},      {"I64", DT_I64, 8},    {"U8", DT_U8, 1},
-    {"I8", DT_I8, 1},        {"F64", DT_OTHER, 8},  {"I16", DT_OTHER, 2},
-    {"U16", DT_OTHER, 2},    {"U32", DT_OTHER, 4},  {"U64", DT_OTHER, 8},
-    {"BOOL", DT_OTHER, 1},   {"F8_E4M3", DT_OTHER, 1}, {"F8_E5M2", DT_OTHER, 1},
+    {"F32", DT_F32, 4},    {"F16", DT_F16, 2},       {"BF16", DT_BF16, 2},     {"I32", DT_I32, 4},
+    {"I64", DT_I64, 8},    {"U8", DT_U8, 1},         {"I8", DT_I8, 1},         {"F64", DT_OTHER, 8},
+    {"I16", DT_OTHER, 2},  {"U16", DT_OTHER, 2},     {"U32", DT_OTHER, 4},     {"U64", DT_OTHER, 8},
+    {"BOOL", DT_OTHER, 1}, {"F8_E4M3", DT_OTHER, 1}, {"F8_E5M2", DT_OTHER, 1},
 };
 
 static const struct dtype_info *dtype_lookup(const char *s)
@@ -35,34 +34,25 @@ static const struct dtype_info *dtype_lookup(const char *s)
     return NULL;
 }
 
+/* The first table row with this dtype; DT_OTHER has no single size. */
+static const struct dtype_info *dtype_row(enum model_dtype dt)
+{
+    for (size_t i = 0; dt != DT_OTHER && i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (dtypes[i].dt == dt)
+            return &dtypes[i];
+    return NULL;
+}
+
 size_t st_dtype_size(enum model_dtype dt)
 {
-    switch (dt) {
-    case DT_F32: return 4;
-    case DT_F16: return 2;
-    case DT_BF16: return 2;
-    case DT_I32: return 4;
-    case DT_I64: return 8;
-    case DT_U8: return 1;
-    case DT_I8: return 1;
-    case DT_OTHER: return 0;
-    }
-    return 0;
+    const struct dtype_info *d = dtype_row(dt);
+    return d ? d->size : 0;
 }
 
 const char *st_dtype_name(enum model_dtype dt)
 {
-    switch (dt) {
-    case DT_F32: return "F32";
-    case DT_F16: return "F16";
-    case DT_BF16: return "BF16";
-    case DT_I32: return "I32";
-    case DT_I64: return "I64";
-    case DT_U8: return "U8";
-    case DT_I8: return "I8";
-    case DT_OTHER: return "other";
-    }
-    return "other";
+    const struct dtype_info *d = dtype_row(dt);
+    return d ? d->name : "other";
 }
 
 /* ---- one entry --------------------------------------------------------- */
@@ -88,19 +78,18 @@ static enum ax_err parse_entry(const char *path, const char *name, const json_t 
     const json_t *js = json_object_get(o, "shape");
     const json_t *jo = json_object_get(o, "data_offsets");
     if (!json_is_string(jd))
-        return ax_fail(err, AX_EFORMAT, "%s: tensor '%s': missing or non-string dtype", path,
-                       name);
+        return ax_fail(err, AX_EFORMAT, "%s: tensor '%s': missing or non-string dtype", path, name);
     const struct dtype_info *di = dtype_lookup(json_string_value(jd));
     if (!di)
         return ax_fail(err, AX_EFORMAT, "%s: tensor '%s': unknown dtype '%.32s'", path, name,
                        json_string_value(jd));
     if (!json_is_array(js) || json_array_size(js) > ST_MAX_DIMS)
         return ax_fail(err, AX_EFORMAT,
-                       "%s: tensor '%s': shape must be an array of at most %d integers", path,
-                       name, ST_MAX_DIMS);
+                       "%s: tensor '%s': shape must be an array of at most %d integers", path, name,
+                       ST_MAX_DIMS);
     if (!json_is_array(jo) || json_array_size(jo) != 2)
-        return ax_fail(err, AX_EFORMAT, "%s: tensor '%s': data_offsets must be [begin, end]",
-                       path, name);
+        return ax_fail(err, AX_EFORMAT, "%s: tensor '%s': data_offsets must be [begin, end]", path,
+                       name);
     t->dtype = di->dt;
     t->ndim = (int)json_array_size(js);
     size_t bytes = di->size;
@@ -110,8 +99,8 @@ static enum ax_err parse_entry(const char *path, const char *name, const json_t 
          * checked separately. */
         if (!get_u64(json_array_get(js, (size_t)i), (uint64_t)1 << 62, &d))
             return ax_fail(err, AX_EFORMAT,
-                           "%s: tensor '%s': shape[%d] is not a non-negative integer", path,
-                           name, i);
+                           "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name,
+                           i);
         t->shape[i] = (int64_t)d;
         if (d > SIZE_MAX || ax_mul_overflow(bytes, (size_t)d, &bytes))
             return ax_fail(err, AX_EFORMAT, "%s: tensor '%s': shape too large (overflow)", path,
@@ -152,12 +141,13 @@ static enum ax_err check_overlap(const char *path, struct st_header *h, char *er
 {
     if (h->n < 2)
         return AX_OK;
-    const struct st_tensor **v = ax_mallocarray(h->n, sizeof *v);
+    const struct st_tensor **v = ax_mallocarray(
+        h->n, sizeof *v); /* NOLINT(bugprone-sizeof-expression): an array of pointers */
     if (!v)
         return ax_fail(err, AX_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < h->n; i++)
         v[i] = &h->t[i];
-    qsort(v, h->n, sizeof *v, by_begin);
+    qsort(v, h->n, sizeof *v, by_begin); /* NOLINT(bugprone-sizeof-expression) */
     enum ax_err rc = AX_OK;
     uint64_t prev_end = 0;
     const char *prev = NULL;
@@ -183,7 +173,8 @@ static enum ax_err parse_entries(const char *path, json_t *root, uint64_t data_s
         return ax_fail(err, AX_ENOMEM, "%s: out of memory for %zu tensors", path, n);
     const char *key;
     json_t *val;
-    json_object_foreach(root, key, val) {
+    json_object_foreach(root, key, val)
+    {
         if (!strcmp(key, "__metadata__")) {
             if (!json_is_object(val))
                 return ax_fail(err, AX_EFORMAT, "%s: __metadata__ is not an object", path);
@@ -215,8 +206,8 @@ enum ax_err st_parse(const uint8_t *file, size_t size, const char *path, struct 
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | file[i];
     if (n > ST_MAX_HEADER)
-        return ax_fail(err, AX_EFORMAT, "%s: header length %llu exceeds the %u-byte limit", path,
-                       (unsigned long long)n, ST_MAX_HEADER);
+        return ax_fail(err, AX_EFORMAT, "%s: header length %llu exceeds the %llu-byte limit", path,
+                       (unsigned long long)n, (unsigned long long)ST_MAX_HEADER);
     if (n < 2 || n > size - 8)
         return ax_fail(err, AX_EFORMAT,
                        "%s: header length %llu but the file has only %zu bytes after the "
@@ -225,8 +216,8 @@ enum ax_err st_parse(const uint8_t *file, size_t size, const char *path, struct 
     json_error_t je;
     json_t *root = json_loadb((const char *)file + 8, (size_t)n, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return ax_fail(err, AX_EFORMAT, "%s: header is not valid JSON: %s (byte %d)", path,
-                       je.text, je.position);
+        return ax_fail(err, AX_EFORMAT, "%s: header is not valid JSON: %s (byte %d)", path, je.text,
+                       je.position);
     enum ax_err rc;
     if (!json_is_object(root))
         rc = ax_fail(err, AX_EFORMAT, "%s: header is not a JSON object", path);

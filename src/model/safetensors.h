@@ -30,28 +30,28 @@
 
 /* 100 MB: real checkpoints' headers are well under 1 MB; the ceiling keeps
  * a hostile length from making us allocate or parse gigabytes. */
-#define ST_MAX_HEADER (100u * 1024 * 1024)
+#define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
 #define ST_MAX_DIMS 4
 
 struct st_tensor {
-    char *name;              /* owned */
+    char *name; /* owned */
     enum model_dtype dtype;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    uint64_t begin, end;     /* byte offsets relative to the data section */
+    uint64_t begin, end; /* byte offsets relative to the data section */
 };
 
 struct st_header {
-    struct st_tensor *t;     /* sorted by name */
+    struct st_tensor *t; /* sorted by name */
     size_t n;
-    uint64_t data_start;     /* 8 + N: file offset of the data section */
+    uint64_t data_start; /* 8 + N: file offset of the data section */
 };
 
 /* Parses and validates the header of a file image of size bytes. path is
  * only used in messages. OUT *out valid on AX_OK (free with st_header_free);
  * on error *out is empty. */
-enum ax_err st_parse(const uint8_t *file, size_t size, const char *path,
-                     struct st_header *out, char *err);
+enum ax_err st_parse(const uint8_t *file, size_t size, const char *path, struct st_header *out,
+                     char *err);
 void st_header_free(struct st_header *h);
 /* Binary search by name; NULL if absent. Borrowed from h. */
 const struct st_tensor *st_find(const struct st_header *h, const char *name);

@@ -24,7 +24,7 @@
 #include "util/mem.h"
 
 #define MAX_TENSORS (3 + 11 * MODEL_MAX_LAYERS)
-#define MAX_TOKENIZER_JSON (64u * 1024 * 1024)
+#define MAX_TOKENIZER_JSON ((size_t)64 * 1024 * 1024)
 
 void testmodel_defaults(struct test_model_opts *o)
 {
@@ -50,9 +50,8 @@ static json_int_t max_id(const json_t *vocab, const json_t *added)
     json_int_t mx = -1;
     const char *k;
     const json_t *v;
-    json_object_foreach((json_t *)vocab, k, v)
-        if (json_is_integer(v) && json_integer_value(v) > mx)
-            mx = json_integer_value(v);
+    json_object_foreach((json_t *)vocab, k, v) if (json_is_integer(v) && json_integer_value(v) > mx)
+        mx = json_integer_value(v);
     for (size_t i = 0; i < json_array_size(added); i++) {
         const json_t *id = json_object_get(json_array_get(added, i), "id");
         if (json_is_integer(id) && json_integer_value(id) > mx)
@@ -61,8 +60,7 @@ static json_int_t max_id(const json_t *vocab, const json_t *added)
     return mx;
 }
 
-enum ax_err testmodel_vocab_from_tokenizer(const char *path, int *vocab, int *id_range,
-                                           char *err)
+enum ax_err testmodel_vocab_from_tokenizer(const char *path, int *vocab, int *id_range, char *err)
 {
     char *text;
     size_t len;
@@ -155,8 +153,8 @@ static size_t list_tensors(const struct test_model_opts *o, struct tm_tensor *t)
     add(t, &n, "model.embed_tokens.weight", o->vocab, h, 0);
     for (int l = 0; l < o->layers; l++) {
         char b[96];
-#define L(suffix, d0, d1, norm)                                                  \
-    snprintf(b, sizeof b, "model.layers.%d." suffix, l);                     \
+#define L(suffix, d0, d1, norm)                                                                    \
+    snprintf(b, sizeof b, "model.layers.%d." suffix, l);                                           \
     add(t, &n, b, d0, d1, norm)
         L("input_layernorm.weight", h, 0, 1);
         L("self_attn.q_proj.weight", q, h, 0);
@@ -176,8 +174,7 @@ static size_t list_tensors(const struct test_model_opts *o, struct tm_tensor *t)
         add(t, &n, "lm_head.weight", o->vocab, h, 0);
     size_t es = o->dtype == DT_F32 ? 4 : 2;
     for (size_t i = 0; i < n; i++)
-        t[i].nbytes = (uint64_t)t[i].shape[0] * (uint64_t)(t[i].ndim == 2 ? t[i].shape[1] : 1) *
-                      es;
+        t[i].nbytes = (uint64_t)t[i].shape[0] * (uint64_t)(t[i].ndim == 2 ? t[i].shape[1] : 1) * es;
     return n;
 }
 
@@ -242,7 +239,7 @@ static char *header_json(const struct tm_tensor *t, size_t n, int shard, const c
         json_object_set_new(h, t[i].name,
                             json_pack("{s:s,s:o,s:[I,I]}", "dtype", dt, "shape", shape,
                                       "data_offsets", (json_int_t)off,
-                                      (json_int_t)(off + t[i].nbytes)));
+                                      (json_int_t)off + (json_int_t)t[i].nbytes));
         off += t[i].nbytes;
     }
     char *s = json_dumps(h, JSON_COMPACT);
@@ -297,7 +294,10 @@ static enum ax_err dump(json_t *j, const char *path, char *err)
 
 /* Qwen3's end ids; a vocabulary too small to hold them (tiny backend test
  * models) uses its last two ids instead, so the files stay consistent. */
-static int eos_id(const struct test_model_opts *o) { return o->vocab > 151645 ? 151645 : o->vocab - 1; }
+static int eos_id(const struct test_model_opts *o)
+{
+    return o->vocab > 151645 ? 151645 : o->vocab - 1;
+}
 static int bos_id(const struct test_model_opts *o)
 {
     return o->vocab > 151645 ? 151643 : (o->vocab > 1 ? o->vocab - 2 : 0);
@@ -315,22 +315,21 @@ static json_t *config_json(const struct test_model_opts *o)
         "model_type", "qwen3", "num_attention_heads", o->heads, "num_hidden_layers", o->layers,
         "num_key_value_heads", o->kv_heads, "rms_norm_eps", 1e-6, "rope_scaling", "rope_theta",
         1000000.0, "sliding_window", "tie_word_embeddings", o->tied, "torch_dtype",
-        o->dtype == DT_F32 ? "float32" : "bfloat16", "transformers_version", "4.51.0",
-        "use_cache", 1, "use_sliding_window", 0, "vocab_size", o->vocab, "axserve_synthetic", 1,
-        "axserve_seed", (json_int_t)o->seed);
+        o->dtype == DT_F32 ? "float32" : "bfloat16", "transformers_version", "4.51.0", "use_cache",
+        1, "use_sliding_window", 0, "vocab_size", o->vocab, "axserve_synthetic", 1, "axserve_seed",
+        (json_int_t)o->seed);
 }
 
 static json_t *gen_config_json(const struct test_model_opts *o)
 {
     return json_pack("{s:i,s:b,s:[i,i],s:i,s:f,s:i,s:f,s:s}", "bos_token_id", bos_id(o),
                      "do_sample", 1, "eos_token_id", eos_id(o), bos_id(o), "pad_token_id",
-                     bos_id(o),
-                     "temperature", 0.6, "top_k", 20, "top_p", 0.95, "transformers_version",
-                     "4.51.0");
+                     bos_id(o), "temperature", 0.6, "top_k", 20, "top_p", 0.95,
+                     "transformers_version", "4.51.0");
 }
 
-static enum ax_err write_index(const char *path, const struct tm_tensor *t, size_t n,
-                               int shards, char *err)
+static enum ax_err write_index(const char *path, const struct tm_tensor *t, size_t n, int shards,
+                               char *err)
 {
     json_t *wm = json_object();
     uint64_t total = 0;
@@ -340,9 +339,9 @@ static enum ax_err write_index(const char *path, const struct tm_tensor *t, size
         json_object_set_new(wm, t[i].name, json_string(f));
         total += t[i].nbytes;
     }
-    return dump(json_pack("{s:{s:I},s:o}", "metadata", "total_size", (json_int_t)total,
-                          "weight_map", wm),
-                path, err);
+    return dump(
+        json_pack("{s:{s:I},s:o}", "metadata", "total_size", (json_int_t)total, "weight_map", wm),
+        path, err);
 }
 
 /* ---- files and directories ---------------------------------------------- */
@@ -419,26 +418,29 @@ static enum ax_err check_opts(struct test_model_opts *o, char *err)
         return ax_fail(err, AX_EINVAL, "dtype must be f32 or bf16");
     if (o->shards < 1 || o->shards > 99 || o->shards > 3 + 11 * o->layers)
         return ax_fail(err, AX_EINVAL, "--shards must be 1..99 and at most the tensor count");
-    struct qwen3_config c = {o->hidden, o->intermediate, o->layers, o->heads, o->kv_heads,
-                             o->head_dim, o->vocab, o->max_pos, o->tied, 1e6, 1e-6};
+    struct qwen3_config c = {o->hidden,   o->intermediate, o->layers,  o->heads, o->kv_heads,
+                             o->head_dim, o->vocab,        o->max_pos, o->tied,  1e6,
+                             1e-6};
     if (o->hidden < 1 || o->hidden > MODEL_MAX_HIDDEN || o->intermediate < 1 ||
         o->intermediate > MODEL_MAX_INTER || o->layers < 1 || o->layers > MODEL_MAX_LAYERS ||
-        o->heads < 1 || o->heads > MODEL_MAX_HEADS || o->vocab < 1 ||
-        o->vocab > MODEL_MAX_VOCAB || o->max_pos < 1 || o->max_pos > MODEL_MAX_POS)
-        return ax_fail(err, AX_ERANGE, "a size is out of range (hidden <= %d, layers <= %d, "
-                       "heads <= %d, vocab <= %d)", MODEL_MAX_HIDDEN, MODEL_MAX_LAYERS,
-                       MODEL_MAX_HEADS, MODEL_MAX_VOCAB);
+        o->heads < 1 || o->heads > MODEL_MAX_HEADS || o->vocab < 1 || o->vocab > MODEL_MAX_VOCAB ||
+        o->max_pos < 1 || o->max_pos > MODEL_MAX_POS)
+        return ax_fail(err, AX_ERANGE,
+                       "a size is out of range (hidden <= %d, layers <= %d, "
+                       "heads <= %d, vocab <= %d)",
+                       MODEL_MAX_HIDDEN, MODEL_MAX_LAYERS, MODEL_MAX_HEADS, MODEL_MAX_VOCAB);
     return model_check_config(&c, "make-test-model", err);
 }
 
 /* ---- the whole checkpoint ----------------------------------------------- */
 
-static enum ax_err write_all(const struct test_model_opts *o, const char *tmp,
-                             struct tm_tensor *t, size_t n, FILE *log, char *err)
+static enum ax_err write_all(const struct test_model_opts *o, const char *tmp, struct tm_tensor *t,
+                             size_t n, FILE *log, char *err)
 {
     char p[MODEL_PATH_MAX];
     enum ax_err rc;
-    if ((rc = ax_path_join(p, sizeof p, tmp, "config.json")) || (rc = dump(config_json(o), p, err)) ||
+    if ((rc = ax_path_join(p, sizeof p, tmp, "config.json")) ||
+        (rc = dump(config_json(o), p, err)) ||
         (rc = ax_path_join(p, sizeof p, tmp, "generation_config.json")) ||
         (rc = dump(gen_config_json(o), p, err)))
         return rc ? rc : AX_EIO;
@@ -462,8 +464,7 @@ static enum ax_err write_all(const struct test_model_opts *o, const char *tmp,
     for (int i = 0; o->tokenizer_from && i < 2; i++) {
         char from[MODEL_PATH_MAX];
         if ((rc = ax_path_join(from, sizeof from, o->tokenizer_from, tokfiles[i])) ||
-            (rc = ax_path_join(p, sizeof p, tmp, tokfiles[i])) ||
-            (rc = copy_file(from, p, err)))
+            (rc = ax_path_join(p, sizeof p, tmp, tokfiles[i])) || (rc = copy_file(from, p, err)))
             return rc;
     }
     return AX_OK;

@@ -15,11 +15,11 @@ struct test_model_opts {
     const char *dir;            /* output; replaced only if it is empty or synthetic */
     const char *tokenizer_from; /* dir with tokenizer.json + tokenizer_config.json, or NULL */
     int hidden, layers, heads, kv_heads, head_dim, intermediate;
-    int vocab;                  /* 0 = from the tokenizer (needs tokenizer_from) */
+    int vocab; /* 0 = from the tokenizer (needs tokenizer_from) */
     int max_pos;
-    enum model_dtype dtype;     /* DT_F32 or DT_BF16 */
+    enum model_dtype dtype; /* DT_F32 or DT_BF16 */
     int tied;
-    int shards;                 /* 1 = model.safetensors; >1 = sharded with an index */
+    int shards; /* 1 = model.safetensors; >1 = sharded with an index */
     uint64_t seed;
 };
 

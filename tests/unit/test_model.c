@@ -163,11 +163,14 @@ static void st_errors(void **state)
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 24, "need 24"},
         {"{\"a\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 16, "need 16"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4611686018427387904],"
-         "\"data_offsets\":[0,4]}}", 4, "overflow"},
+         "\"data_offsets\":[0,4]}}",
+         4, "overflow"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap"},
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, "overlap"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "not valid JSON"},
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         4, "not valid JSON"},
         {"{\"__metadata__\":[1]}", 0, "__metadata__"},
         {"{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "empty name"},
     };
@@ -178,8 +181,7 @@ static void st_errors(void **state)
         char err[AX_ERRLEN] = "";
         enum ax_err rc = st_parse(b, size, "f.safetensors", &h, err);
         if (rc != AX_EFORMAT || !strstr(err, cases[i].needle) || !strstr(err, "f.safetensors"))
-            fail_msg("case %zu: got %d '%s', want EFORMAT with '%s'", i, rc, err,
-                     cases[i].needle);
+            fail_msg("case %zu: got %d '%s', want EFORMAT with '%s'", i, rc, err, cases[i].needle);
         assert_int_equal(h.n, 0);
         free(b);
     }
@@ -209,9 +211,9 @@ static void st_bad_lengths(void **state)
 
 /* ---- config.json / generation_config.json ------------------------------- */
 
-#define QCFG(extra)                                                                      \
-    "{\"model_type\":\"qwen3\",\"hidden_size\":1024,\"intermediate_size\":3072,"         \
-    "\"num_hidden_layers\":28,\"num_attention_heads\":16,\"num_key_value_heads\":8,"     \
+#define QCFG(extra)                                                                                \
+    "{\"model_type\":\"qwen3\",\"hidden_size\":1024,\"intermediate_size\":3072,"                   \
+    "\"num_hidden_layers\":28,\"num_attention_heads\":16,\"num_key_value_heads\":8,"               \
     "\"head_dim\":128,\"vocab_size\":151936" extra "}"
 
 static void config_qwen3_06b(void **state)
@@ -350,11 +352,10 @@ static void gen_config(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         model_gen_defaults_init(&g);
         err[0] = '\0';
-        enum ax_err rc = model_parse_gen_config(bad[i].text, strlen(bad[i].text), "g.json", &g,
-                                                err);
+        enum ax_err rc =
+            model_parse_gen_config(bad[i].text, strlen(bad[i].text), "g.json", &g, err);
         if (rc == AX_OK || !strstr(err, bad[i].needle))
-            fail_msg("case %zu: got %d '%s', want an error with '%s'", i, rc, err,
-                     bad[i].needle);
+            fail_msg("case %zu: got %d '%s', want an error with '%s'", i, rc, err, bad[i].needle);
     }
 }
 
@@ -392,9 +393,9 @@ static void hf_valid(void **state)
     assert_int_equal(model_tensor(m, "lm_head.weight", &t, err), AX_ENOTFOUND);
     assert_non_null(strstr(err, "lm_head.weight"));
     int64_t wrong[2] = {8, 4};
-    assert_int_equal(model_tensor_expect(m, "model.layers.1.self_attn.k_proj.weight", 2, wrong,
-                                         &t, err),
-                     AX_EFORMAT);
+    assert_int_equal(
+        model_tensor_expect(m, "model.layers.1.self_attn.k_proj.weight", 2, wrong, &t, err),
+        AX_EFORMAT);
     assert_non_null(strstr(err, "k_proj.weight' has shape [4, 8], expected [8, 4]"));
     model_free(m);
     model_free(NULL);
@@ -432,8 +433,9 @@ static void hf_file_errors(void **state)
     /* LFS pointer instead of the weights */
     make_tiny(dir, sizeof dir, 1, 1);
     puts_file(dir, "model.safetensors", lfs_pointer);
-    expect_open_fails(dir, AX_ELFS, "model.safetensors is a Git LFS pointer (real file: "
-                                    "8044675072 bytes)");
+    expect_open_fails(dir, AX_ELFS,
+                      "model.safetensors is a Git LFS pointer (real file: "
+                      "8044675072 bytes)");
     expect_open_fails(dir, AX_ELFS, "axserve pull");
     /* LFS pointer instead of config.json */
     make_tiny(dir, sizeof dir, 1, 1);
@@ -608,8 +610,9 @@ static void ax_errors(void **state)
     new_dir(dir, sizeof dir);
     make_ax_files(dir, 4, 118);
     puts_file(dir, "config.json", vendor_cfg);
-    expect_open_fails(dir, AX_EFORMAT, "118 bytes, but tokens_embed_num 10 x tokens_embed_size 6 "
-                                       "x 2 (bf16) = 120");
+    expect_open_fails(dir, AX_EFORMAT,
+                      "118 bytes, but tokens_embed_num 10 x tokens_embed_size 6 "
+                      "x 2 (bf16) = 120");
     /* embedding is an LFS pointer; missing post model */
     new_dir(dir, sizeof dir);
     make_ax_files(dir, 4, 120);
@@ -720,8 +723,7 @@ static void run_script_parse(void **state)
     (void)state;
     struct axmodel_layout ax;
     char err[AX_ERRLEN];
-    assert_int_equal(model_parse_run_script("echo hi\n", 8, "r.sh", "/d", &ax, err),
-                     AX_ENOTFOUND);
+    assert_int_equal(model_parse_run_script("echo hi\n", 8, "r.sh", "/d", &ax, err), AX_ENOTFOUND);
     const char *t = "x --template_filename_axmodel=/abs/l%d.ax --axmodel_num 2 "
                     "--filename_post_axmodel p.ax --filename_tokens_embed e.bin "
                     "--tokens_embed_num 3 --tokens_embed_size 4";
@@ -731,8 +733,7 @@ static void run_script_parse(void **state)
     assert_int_equal(ax.n_devices, 0);
     /* A flag without a value before the next flag. */
     const char *u = "x --template_filename_axmodel --axmodel_num 2";
-    assert_int_equal(model_parse_run_script(u, strlen(u), "r.sh", "/d", &ax, err),
-                     AX_ENOTFOUND);
+    assert_int_equal(model_parse_run_script(u, strlen(u), "r.sh", "/d", &ax, err), AX_ENOTFOUND);
 }
 
 /* ---- tokenizer-only and non-model dirs ----------------------------------- */
@@ -822,14 +823,14 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(st_valid),         cmocka_unit_test(st_errors),
-        cmocka_unit_test(st_bad_lengths),   cmocka_unit_test(config_qwen3_06b),
-        cmocka_unit_test(config_errors),    cmocka_unit_test(gen_config),
-        cmocka_unit_test(hf_valid),         cmocka_unit_test(hf_sharded_same_as_single),
-        cmocka_unit_test(hf_file_errors),   cmocka_unit_test(hf_shape_errors),
-        cmocka_unit_test(ax_vendor_form),   cmocka_unit_test(ax_errors),
-        cmocka_unit_test(ax_flag_form),     cmocka_unit_test(run_script_parse),
-        cmocka_unit_test(tokenizer_only),   cmocka_unit_test(open_alloc_failures),
+        cmocka_unit_test(st_valid),       cmocka_unit_test(st_errors),
+        cmocka_unit_test(st_bad_lengths), cmocka_unit_test(config_qwen3_06b),
+        cmocka_unit_test(config_errors),  cmocka_unit_test(gen_config),
+        cmocka_unit_test(hf_valid),       cmocka_unit_test(hf_sharded_same_as_single),
+        cmocka_unit_test(hf_file_errors), cmocka_unit_test(hf_shape_errors),
+        cmocka_unit_test(ax_vendor_form), cmocka_unit_test(ax_errors),
+        cmocka_unit_test(ax_flag_form),   cmocka_unit_test(run_script_parse),
+        cmocka_unit_test(tokenizer_only), cmocka_unit_test(open_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
