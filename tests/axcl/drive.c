@@ -3,8 +3,13 @@
  * axcl_backend_open_layout and decodes greedily. Prints
  *   {"tokens":[...],"lp":[...]}    (lp = log-softmax of the chosen token)
  * Usage: axcl-drive DIR --ids 1,2,3 -n N [--devices 1,2] [--slots K]
- *        [--slot S] [--chunk C]   (C: tokens per forward call while
- *        prefilling, default = all at once) */
+ *        [--slot S] [--chunk C] [--force 5,6,7] [--ids2 8,9] [--force2 ...]
+ *   --chunk C   tokens per forward call while prefilling (default: all)
+ *   --force     teacher forcing: step i continues with force[i] instead of
+ *               the argmax; lp is then that token's log-probability
+ *   --ids2      a second conversation in slot S+1, advanced in lock step
+ *               with the first (slot switching on every forward); printed
+ *               as "tokens2"/"lp2" */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -46,47 +51,116 @@ int axcl_drive_layout(const char *dir, struct axmodel_layout *lay, char *err)
     return 0;
 }
 
-static int argmax_lp(const float *l, int n, float *lp)
+static double log_softmax_at(const float *l, int n, int t)
+{
+    double mx = l[0], s = 0;
+    for (int i = 1; i < n; i++)
+        if (l[i] > mx)
+            mx = l[i];
+    for (int i = 0; i < n; i++)
+        s += exp((double)l[i] - mx);
+    return (double)l[t] - mx - log(s);
+}
+
+static int argmax(const float *l, int n)
 {
     int best = 0;
-    double mx = l[0], s = 0;
     for (int i = 1; i < n; i++)
         if (l[i] > l[best])
             best = i;
-    mx = l[best];
-    for (int i = 0; i < n; i++)
-        s += exp((double)l[i] - mx);
-    *lp = (float)(-log(s));
     return best;
 }
+
+static int parse_ids(const char *s, int32_t *out, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        out[n++] = (int32_t)strtol(s, &end, 10);
+        if (end == s)
+            return -1;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+struct conv {
+    int slot, pos, n, n_force, chunk;
+    int32_t toks[8192];
+    int32_t force[4096];
+    int out[4096];
+    double lp[4096];
+    int n_out;
+};
+
+/* Feeds what the conversation has not run yet, then picks the next token. */
+static enum ax_err conv_step(struct backend *b, struct conv *c, float *logits, char *err)
+{
+    while (c->pos < c->n) {
+        int k = c->n - c->pos;
+        if (c->chunk > 0 && k > c->chunk)
+            k = c->chunk;
+        struct backend_seq s = {.slot = c->slot, .tokens = c->toks + c->pos, .n_tokens = k,
+                                .pos = c->pos, .logits = c->pos + k == c->n ? logits : NULL};
+        enum ax_err e = b->ops->forward(b->ctx, &s, 1, err);
+        if (e != AX_OK)
+            return e;
+        c->pos += k;
+    }
+    int t = argmax(logits, b->lim.n_vocab);
+    int next = c->n_out < c->n_force ? c->force[c->n_out] : t;
+    c->out[c->n_out] = t;
+    c->lp[c->n_out++] = log_softmax_at(logits, b->lim.n_vocab, next);
+    c->toks[c->n++] = next;
+    return AX_OK;
+}
+
+static void print_conv(const struct conv *c, const char *suffix)
+{
+    printf("\"tokens%s\":[", suffix);
+    for (int i = 0; i < c->n_out; i++)
+        printf("%s%d", i ? "," : "", c->out[i]);
+    printf("],\"lp%s\":[", suffix);
+    for (int i = 0; i < c->n_out; i++)
+        printf("%s%.5f", i ? "," : "", c->lp[i]);
+    printf("]");
+}
+
+static struct conv c1, c2;
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: axcl-drive DIR --ids 1,2 -n N [--devices 1,2] [--slots K] "
-                        "[--slot S] [--chunk C]\n");
+                        "[--slot S] [--chunk C] [--force ...] [--ids2 ...]\n");
         return 2;
     }
-    int32_t ids[4096];
-    int n_ids = 0, n_gen = 1, chunk = 0, slot = 0;
+    int n_gen = 1, two = 0;
     struct backend_opts o = {.name = "axcl"};
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--ids"))
-            for (char *s = argv[i + 1]; *s && n_ids < 4096;) {
-                ids[n_ids++] = (int32_t)strtol(s, &s, 10);
-                if (*s == ',')
-                    s++;
-            }
-        else if (!strcmp(argv[i], "-n"))
-            n_gen = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--devices"))
-            o.devices = argv[i + 1];
-        else if (!strcmp(argv[i], "--slots"))
-            o.n_slots = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--slot"))
-            slot = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--chunk"))
-            chunk = atoi(argv[i + 1]);
+        const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "--ids"))
+            c1.n = parse_ids(v, c1.toks, 4096);
+        else if (!strcmp(a, "--ids2")) {
+            c2.n = parse_ids(v, c2.toks, 4096);
+            two = 1;
+        } else if (!strcmp(a, "--force"))
+            c1.n_force = parse_ids(v, c1.force, 4096);
+        else if (!strcmp(a, "-n"))
+            n_gen = atoi(v);
+        else if (!strcmp(a, "--devices"))
+            o.devices = v;
+        else if (!strcmp(a, "--slots"))
+            o.n_slots = atoi(v);
+        else if (!strcmp(a, "--slot"))
+            c1.slot = atoi(v);
+        else if (!strcmp(a, "--chunk"))
+            c1.chunk = c2.chunk = atoi(v);
+    }
+    c2.slot = c1.slot + 1;
+    if (c1.n < 1 || c1.n_force < 0 || c2.n < 0 || n_gen < 1 || n_gen > 4000) {
+        fprintf(stderr, "axcl-drive: bad arguments\n");
+        return 2;
     }
     char err[AX_ERRLEN] = "";
     struct axmodel_layout lay;
@@ -102,37 +176,23 @@ int main(int argc, char **argv)
         return 1;
     }
     float *logits = ax_calloc((size_t)b.lim.n_vocab, sizeof(float));
-    printf("{\"tokens\":[");
-    int pos = 0, rc = 0;
-    int32_t toks[8192];
-    memcpy(toks, ids, (size_t)n_ids * sizeof *ids);
-    int n = n_ids;
-    for (int g = 0; g < n_gen && rc == 0; g++) {
-        while (pos < n) {
-            int c = n - pos;
-            if (chunk > 0 && c > chunk)
-                c = chunk;
-            struct backend_seq s = {.slot = slot, .tokens = toks + pos, .n_tokens = c, .pos = pos,
-                                    .logits = pos + c == n ? logits : NULL};
-            e = b.ops->forward(b.ctx, &s, 1, err);
-            if (e != AX_OK) {
-                fprintf(stderr, "axcl-drive: forward at %d: %s: %s (healthy=%d)\n", pos,
-                        ax_strerror(e), err, b.ops->healthy(b.ctx));
-                rc = 1;
-                break;
-            }
-            pos += c;
-        }
-        if (rc)
-            break;
-        float lp;
-        int t = argmax_lp(logits, b.lim.n_vocab, &lp);
-        printf("%s%d", g ? "," : "", t);
-        toks[n++] = t;
-        fprintf(stderr, "lp %d %.5f\n", t, lp);
+    for (int g = 0; g < n_gen && e == AX_OK; g++) {
+        e = conv_step(&b, &c1, logits, err);
+        if (e == AX_OK && two)
+            e = conv_step(&b, &c2, logits, err);
     }
-    printf("]}\n");
+    int healthy = b.ops->healthy(b.ctx);
+    printf("{");
+    print_conv(&c1, "");
+    if (two) {
+        printf(",");
+        print_conv(&c2, "2");
+    }
+    printf(",\"healthy\":%d}\n", healthy);
+    if (e != AX_OK)
+        fprintf(stderr, "axcl-drive: forward: %s: %s (healthy=%d)\n", ax_strerror(e), err,
+                healthy);
     ax_free(logits);
     b.ops->free(b.ctx);
-    return rc;
+    return e == AX_OK ? 0 : 1;
 }

@@ -12,6 +12,7 @@
  * Environment:
  *   AXCL_EMU_DEVICES=1,3      bus ids of the emulated cards (default "1")
  *   AXCL_EMU_CMM_MB=N         CMM per card in MiB (default 7040)
+ *   AXCL_EMU_CMM_KB=N         the same in KiB (wins over _MB; for tests)
  *   AXCL_EMU_NO_DEVICE=1      axclInit fails with 0x8030010b, as the real
  *                             runtime does on a machine without the driver
  *   AXCL_EMU_LOSE_AFTER=N     after N engine executions the card "falls off
@@ -398,7 +399,9 @@ API int32_t axclInit(const char *config)
         const char *mb = getenv("AXCL_EMU_CMM_MB");
         const char *la = getenv("AXCL_EMU_LOSE_AFTER");
         const char *lat = getenv("AXCL_EMU_LATENCY_US");
-        size_t cmm = (size_t)(mb ? strtoull(mb, NULL, 10) : 7040) << 20;
+        const char *kb = getenv("AXCL_EMU_CMM_KB");
+        size_t cmm = kb ? (size_t)strtoull(kb, NULL, 10) << 10
+                        : (size_t)(mb ? strtoull(mb, NULL, 10) : 7040) << 20;
         lose_after = la ? strtoull(la, NULL, 10) : 0;
         latency_us = lat ? (unsigned)strtoul(lat, NULL, 10) : 0;
         parse_link(getenv("AXCL_EMU_LINK"));

@@ -49,8 +49,13 @@
 #define ALIGN 64
 #define MASK_BLOCKED 0xC780u /* bf16 -65536 */
 #define MIB (1024.0 * 1024.0)
-/* CMM kept free for the runtime's own allocations (assumption). */
-#define CMM_RESERVE ((uint64_t)32 << 20)
+/* CMM kept free for the runtime's own allocations: 1/64 of the pool, at
+ * most 32 MiB (an assumption; the facts give no figure). */
+static uint64_t cmm_reserve(uint64_t total)
+{
+    uint64_t r = total / 64;
+    return r < ((uint64_t)32 << 20) ? r : ((uint64_t)32 << 20);
+}
 
 enum { R_INPUT, R_INDICES, R_MASK, R_KC, R_VC, N_IN_ROLES };
 enum { R_OUTPUT, R_KOUT, R_VOUT, N_OUT_ROLES };
@@ -505,13 +510,15 @@ static enum ax_err card_load(struct card *c, void *arg)
     if (c->has_post)
         need += file_size(b->lay.post_path);
     query_cmm(c);
-    if (c->cmm_total && need + CMM_RESERVE > c->cmm_free)
+    if (c->cmm_total && need + cmm_reserve(c->cmm_total) > c->cmm_free)
         return ax_fail(err, AX_EDEVICE,
-                       "the model's %d layers%s need %.0f MiB of CMM on card %d, but only %.0f "
-                       "MiB of %.0f MiB are free: use more cards (--devices), a smaller model, "
-                       "or free the card (another process may hold it: `axcl-smi`)",
+                       "the model's %d layers%s need %.2f MiB of CMM on card %d (+%.2f MiB "
+                       "kept for the runtime), but only %.2f MiB of %.2f MiB are free: use more "
+                       "cards (--devices), a smaller model, or free the card (another process "
+                       "may hold it: `axcl-smi`)",
                        c->l1 - c->l0, c->has_post ? " + post model" : "", (double)need / MIB,
-                       c->id, (double)c->cmm_free / MIB, (double)c->cmm_total / MIB);
+                       c->id, (double)cmm_reserve(c->cmm_total) / MIB, (double)c->cmm_free / MIB,
+                       (double)c->cmm_total / MIB);
     for (int l = c->l0; l < c->l1; l++) {
         enum ax_err e = load_layer(c, l, err);
         if (e != AX_OK)
@@ -1244,14 +1251,15 @@ static enum ax_err size_slots(struct axb *b, const struct backend_opts *opts, ch
             per = slot;
         if (!c->cmm_total)
             continue; /* runtime cannot tell: allocation failures will */
-        uint64_t avail = c->cmm_free > CMM_RESERVE + bufs ? c->cmm_free - CMM_RESERVE - bufs : 0;
+        uint64_t keep = cmm_reserve(c->cmm_total) + bufs;
+        uint64_t avail = c->cmm_free > keep ? c->cmm_free - keep : 0;
         int n = (int)(avail / slot);
         if (n < fit)
             fit = n;
         if (n < 1 || (opts->n_slots > 0 && n < opts->n_slots))
             return ax_fail(err, AX_EDEVICE,
-                           "card %d: the KV cache needs %.1f MiB per slot (%d layers x %zu rows x "
-                           "%d x 2 x bf16) and %d slot(s) were asked for, but only %.1f MiB of "
+                           "card %d: the KV cache needs %.2f MiB per slot (%d layers x %zu rows x "
+                           "%d x 2 x bf16) and %d slot(s) were asked for, but only %.2f MiB of "
                            "CMM are free after loading the model: use fewer slots or more cards",
                            c->id, (double)slot / MIB, c->l1 - c->l0, kv_rows(b), b->kv,
                            opts->n_slots > 0 ? opts->n_slots : 1, (double)avail / MIB);
