@@ -1,6 +1,6 @@
-/* drive.c - test driver for the axcl backend without the engine: reads a
- * vendor-layout model directory's config.json, opens the backend through
- * axcl_backend_open_layout and decodes greedily. Prints
+/* drive.c - test driver for the axcl backend without the engine: opens a
+ * vendor-layout model directory with model_open, the backend through
+ * backend_open (name "axcl") and decodes greedily. Prints
  *   {"tokens":[...],"lp":[...]}    (lp = log-softmax of the chosen token)
  * Usage: axcl-drive DIR --ids 1,2,3 -n N [--devices 1,2] [--slots K]
  *        [--slot S] [--chunk C] [--force 5,6,7] [--ids2 8,9] [--force2 ...]
@@ -10,7 +10,6 @@
  *   --ids2      a second conversation in slot S+1, advanced in lock step
  *               with the first (slot switching on every forward); printed
  *               as "tokens2"/"lp2" */
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,37 +18,6 @@
 #include "backend/axcl/axcl.h"
 #include "model/model.h"
 #include "util/mem.h"
-
-int axcl_drive_layout(const char *dir, struct axmodel_layout *lay, char *err);
-
-int axcl_drive_layout(const char *dir, struct axmodel_layout *lay, char *err)
-{
-    char p[MODEL_PATH_MAX];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    json_error_t je;
-    json_t *o = json_load_file(p, 0, &je);
-    if (!o) {
-        snprintf(err, AX_ERRLEN, "%.300s: %.150s", p, je.text);
-        return -1;
-    }
-    memset(lay, 0, sizeof *lay);
-    const char *t = json_string_value(json_object_get(o, "template_filename_axmodel"));
-    const char *po = json_string_value(json_object_get(o, "filename_post_axmodel"));
-    const char *em = json_string_value(json_object_get(o, "filename_tokens_embed"));
-    if (!t || !po || !em) {
-        json_decref(o);
-        snprintf(err, AX_ERRLEN, "%.400s: missing fields", p);
-        return -1;
-    }
-    snprintf(lay->layer_template, sizeof lay->layer_template, "%s/%s", dir, t);
-    snprintf(lay->post_path, sizeof lay->post_path, "%s/%s", dir, po);
-    snprintf(lay->embed_path, sizeof lay->embed_path, "%s/%s", dir, em);
-    lay->n_layers = (int)json_integer_value(json_object_get(o, "axmodel_num"));
-    lay->embed_rows = json_integer_value(json_object_get(o, "tokens_embed_num"));
-    lay->embed_cols = json_integer_value(json_object_get(o, "tokens_embed_size"));
-    json_decref(o);
-    return 0;
-}
 
 static double log_softmax_at(const float *l, int n, int t)
 {
@@ -163,18 +131,17 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[AX_ERRLEN] = "";
-    struct axmodel_layout lay;
-    if (axcl_drive_layout(argv[1], &lay, err) != 0) {
-        fprintf(stderr, "axcl-drive: %s\n", err);
-        return 1;
-    }
-    struct backend b;
-    memset(&b, 0, sizeof b);
-    enum ax_err e = axcl_backend_open_layout(&o, &lay, &b, err);
+    struct model *m = NULL;
+    struct backend *bk = NULL;
+    enum ax_err e = model_open(argv[1], &m, err);
+    if (e == AX_OK)
+        e = backend_open(&o, m, &bk, err);
     if (e != AX_OK) {
         fprintf(stderr, "axcl-drive: %s: %s\n", ax_strerror(e), err);
+        model_free(m);
         return 1;
     }
+    struct backend b = *bk;
     float *logits = ax_calloc((size_t)b.lim.n_vocab, sizeof(float));
     for (int g = 0; g < n_gen && e == AX_OK; g++) {
         e = conv_step(&b, &c1, logits, err);
@@ -193,6 +160,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "axcl-drive: forward: %s: %s (healthy=%d)\n", ax_strerror(e), err,
                 healthy);
     ax_free(logits);
-    b.ops->free(b.ctx);
+    backend_free(bk);
+    model_free(m);
     return e == AX_OK ? 0 : 1;
 }
