@@ -23,6 +23,7 @@ unset AXCL_EMU_DEVICES AXCL_EMU_CMM_MB AXCL_EMU_CMM_KB AXCL_EMU_NO_DEVICE AXCL_E
     AXSERVE_AXCL_KV_DIRECT AXSERVE_AXCL_ASYNC 2>/dev/null || true
 
 $PY tests/axcl/mk_hf.py "$W/hf" 4
+cp build/tokenizer-qwen3/tokenizer.json build/tokenizer-qwen3/tokenizer_config.json "$W/hf/"
 $B/axserve emu-compile "$W/hf" "$W/emu" --prefill 16 --history 1,32,64 --kv 127
 M=$W/emu
 fail=0
@@ -84,8 +85,8 @@ expect_fail() {
     "$@" >"$W/$name.out" 2>"$W/$name.err"
     rc=$?
     set -e
-    if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && grep -q -- "$pat" "$W/$name.err"; then
-        echo "ok   $name: exit $rc: $(grep -- "$pat" "$W/$name.err" | head -1)"
+    if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && cat "$W/$name.err" "$W/$name.out" | grep -q -- "$pat"; then
+        echo "ok   $name: exit $rc: $(cat "$W/$name.err" "$W/$name.out" | grep -- "$pat" | head -1)"
     else
         echo "FAIL $name: exit $rc, wanted /$pat/"; cat "$W/$name.err"; fail=1
     fi
@@ -105,6 +106,21 @@ printf 'version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 98944\n'
 cp -r "$M" "$W/lfsmodel"
 cp "$W/lfs.axmodel" "$W/lfsmodel/qwen3-emu-ax650/qwen3_p16_l2_together.axmodel"
 M="$W/lfsmodel" expect_fail lfs-pointer "LFS" "$DRIVE" "$W/lfsmodel" --ids 1,2 -n 1
+
+# doctor: good path, no driver, an LFS pointer in the model.
+if $B/axserve doctor -m "$M" >"$W/doc.out" 2>&1 && grep -q "ready to serve" "$W/doc.out" &&
+    grep -q "^ok    kv-direct" "$W/doc.out"; then
+    echo "ok   doctor-good: $(grep -c '^ok' "$W/doc.out") checks ok, exit 0"
+else
+    echo "FAIL doctor-good"; cat "$W/doc.out"; fail=1
+fi
+AXCL_EMU_NO_DEVICE=1 expect_fail doctor-no-device "NOT ready" $B/axserve doctor -m "$M"
+if grep -q "FAIL  axclInit .*0x8030010b" "$W/doctor-no-device.out" &&
+    grep -q "fix:" "$W/doctor-no-device.out"; then echo "ok   doctor-no-device: FAIL line + fix"
+else echo "FAIL doctor-no-device output"; cat "$W/doctor-no-device.out"; fail=1; fi
+expect_fail doctor-lfs "NOT ready" $B/axserve doctor -m "$W/lfsmodel"
+if grep -q "FAIL  model .*LFS" "$W/doctor-lfs.out"; then echo "ok   doctor-lfs: names the LFS file"
+else echo "FAIL doctor-lfs output"; cat "$W/doctor-lfs.out"; fail=1; fi
 
 # Bus calls per decoded token per layer (emulator counters) on a 28-layer
 # model (Qwen3-0.6B's depth): decode 11 tokens vs 1 after the same prompt.
