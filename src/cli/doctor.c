@@ -304,14 +304,17 @@ int cli_doctor(int argc, char **argv)
             return 2;
         }
     }
-    if (!check_runtime(&d))
+    if (!check_runtime(&d)) {
+        printf("doctor: NOT ready\n");
         return 1;
+    }
     const struct axcl_rt *rt = NULL;
     char err[AX_ERRLEN];
     if (axcl_rt_acquire(&rt, err) != AX_OK) {
         fail(&d, "axclInit", err,
              "load the AXCL host driver (reinstall the axclhost package, reboot), check "
              "`axcl-smi`; no card on this machine means only --backend cpu can serve");
+        printf("doctor: NOT ready\n");
         return 1;
     }
     ok("axclInit", "%s", "ok");
