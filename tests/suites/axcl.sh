@@ -138,4 +138,18 @@ print(f"ok   bus-calls: {per:.3f} bus calls per layer per decoded token (goal <=
 sys.exit(0 if per <= 1.5 else 1)
 PYEOF
 
+# The same backend and emulator under AddressSanitizer + UBSan (leaks
+# checked): two cards with two slots, and copy mode with odd chunks.
+AD=build/asan/tests/axcl-drive
+if [ -x "$AD" ] && [ -f build/asan/libaxcl_emu.so ]; then
+    if AXSERVE_AXCL_LIB=build/asan/libaxcl_emu.so AXCL_EMU_DEVICES=1,2 \
+        "$AD" "$M" --ids "$P40" -n 12 --ids2 "$PB" --slots 2 >"$W/asan1.out" 2>&1 &&
+        AXSERVE_AXCL_LIB=build/asan/libaxcl_emu.so AXSERVE_AXCL_KV_DIRECT=0 \
+            "$AD" "$M" --ids "$P70" -n 3 --chunk 7 >"$W/asan2.out" 2>&1; then
+        echo "ok   asan: two cards + slots, copy mode + odd chunks"
+    else
+        echo "FAIL asan"; tail -30 "$W/asan1.out" "$W/asan2.out"; fail=1
+    fi
+fi
+
 exit $fail
