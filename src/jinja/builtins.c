@@ -125,6 +125,13 @@ static int arg_int(struct jstate *s, struct bound *b, int i, int64_t def, int64_
 static int arg_bool(struct bound *b, int i, int def) { return b->have[i] ? jv_truthy(b->v[i]) : def; }
 
 /* ---- string helpers ---- */
+/* str.splitlines() boundaries */
+static int is_linebreak(int32_t cp)
+{
+    return cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 ||
+           cp == 0x2028 || cp == 0x2029;
+}
+
 static int str_of(struct jstate *s, struct jv v, struct jv *out) { return jv_tostr(s, v, out); }
 
 static int need_str(struct jstate *s, struct jv v, const char *what)
@@ -170,6 +177,13 @@ static int map_case(struct jstate *s, struct jv in, int mode, struct jv *out)
         first = 0;
         if (on + 4 > cap)
             return jfail(s, "internal error: case mapping grew");
+        if (cp == 0xdf && r != 0xdf) {
+            /* Python's full mapping: upper "SS", title "Ss" (utf8proc gives U+1E9E) */
+            o[on++] = 'S';
+            o[on++] = mode == 1 || mode == 4 ? 'S' : 's';
+            i += l;
+            continue;
+        }
         on += ju8_enc(r, o + on);
         i += l;
     }
@@ -301,10 +315,8 @@ static int str_split(struct jstate *s, struct jv in, struct jv sep, int64_t maxs
                     i += l;
                 if (i >= n)
                     break;
-                if (maxsplit >= 0 && done >= maxsplit) {
-                    struct jv rest = strip(jv_str(p + i, n - i), jv_none(), 2);
-                    return list_push(s, out, &cap, rest);
-                }
+                if (maxsplit >= 0 && done >= maxsplit)
+                    return list_push(s, out, &cap, jv_str(p + i, n - i));
                 size_t st = i;
                 while (i < n && (l = ju8_dec(p + i, n - i, &cp), !jpy_isspace(cp)))
                     i += l;
@@ -323,7 +335,7 @@ static int str_split(struct jstate *s, struct jv in, struct jv sep, int64_t maxs
             if (!e)
                 break;
             if (maxsplit >= 0 && done >= maxsplit) {
-                if (list_push(s, &parts, &pcap, strip(jv_str(p, e), jv_none(), 1)))
+                if (list_push(s, &parts, &pcap, jv_str(p, e)))
                     return -1;
                 break;
             }
@@ -583,34 +595,25 @@ static int f_indent(struct jstate *s, struct jv in, struct bound *b, struct jv *
         ind = jv_str(p, (size_t)w);
     }
     int first = arg_bool(b, 1, 0), blank = arg_bool(b, 2, 0);
-    /* s += "\n"; lines = s.splitlines() -- only \n matters after jinja's
-     * newline normalisation, but splitlines also breaks at \r, \v, \f,
-     * \x1c-\x1e, \x85, \u2028, \u2029 */
+    /* jinja: lines = (s + "\n").splitlines(), i.e. the pieces of s between
+     * line breaks, keeping a last empty piece after a final break */
     struct ax_buf o;
     ax_buf_init(&o, s->out_max);
     const char *p = in.u.s.p;
     size_t n = in.u.s.n, i = 0, line = 0;
     if (first && jbuf_put(s, &o, ind.u.s.p, ind.u.s.n))
         goto fail;
-    while (i <= n) {
-        /* find the end of this line */
-        size_t e = i, next;
-        for (;;) {
-            if (e >= n) {
-                next = n + 1;
-                break;
-            }
+    for (;;) {
+        size_t e = i, next = n + 1;
+        while (e < n) {
             int32_t cp;
             size_t l = ju8_dec(p + e, n - e, &cp);
-            if (cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 ||
-                cp == 0x2028 || cp == 0x2029) {
+            if (is_linebreak(cp)) {
                 next = e + l + (cp == '\r' && e + 1 < n && p[e + 1] == '\n');
                 break;
             }
             e += l;
         }
-        if (e >= n && i >= n && line > 0)
-            break; /* the final "\n" added by jinja closes the last line */
         if (line > 0) {
             if (jbuf_put(s, &o, "\n", 1))
                 goto fail;
@@ -620,9 +623,9 @@ static int f_indent(struct jstate *s, struct jv in, struct bound *b, struct jv *
         if (jbuf_put(s, &o, p + i, e - i))
             goto fail;
         line++;
-        i = next;
         if (next > n)
             break;
+        i = next;
     }
     return jbuf_done(s, &o, out);
 fail:
@@ -752,12 +755,29 @@ static int parse_py_int(struct jv in, int64_t base, int64_t *out)
         buf[k++] = c;
     }
     buf[k] = '\0';
+    /* a 0x/0o/0b prefix is allowed when it matches the base (or base 0) */
+    char *d = buf + (buf[0] == '-' || buf[0] == '+');
+    int pb = 0;
+    if (d[0] == '0' && d[1]) {
+        char c = (char)(d[1] | 0x20);
+        pb = c == 'x' ? 16 : c == 'o' ? 8 : c == 'b' ? 2 : 0;
+    }
+    if (pb && (base == pb || base == 0)) {
+        memmove(d, d + 2, strlen(d + 2) + 1);
+        base = pb;
+    } else if (base == 0) {
+        base = 10;
+        if (d[0] == '0' && d[1])
+            for (const char *z = d; *z; z++)
+                if (*z != '0')
+                    return 0;
+    }
+    if (base < 2 || base > 36 || !*d || *d == '-' || *d == '+' || *d == ' ')
+        return 0;
     char *end;
     errno = 0;
     long long v = strtoll(buf, &end, (int)base);
-    if (*end || errno || end == buf || buf[0] == ' ')
-        return 0;
-    if (base == 16 && k > 1 && (buf[1] == 'x' || buf[1] == 'X' || buf[2] == 'x' || buf[2] == 'X'))
+    if (*end || errno || end == buf)
         return 0;
     *out = v;
     return 1;
@@ -801,7 +821,7 @@ static int f_int(struct jstate *s, struct jv in, struct bound *b, struct jv *out
         *out = jv_int((int64_t)in.u.f);
         return 0;
     case JV_STR:
-        if (base >= 2 && base <= 36 && parse_py_int(in, base, &v)) {
+        if ((base == 0 || (base >= 2 && base <= 36)) && parse_py_int(in, base, &v)) {
             *out = jv_int(v);
         } else if (parse_py_float(in, &f) && !isnan(f) && !isinf(f) && fabs(f) < 9.2e18) {
             *out = jv_int((int64_t)f);
@@ -1253,8 +1273,10 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
         *out = items.n ? items.v[0] : jv_undef(NULL);
         return 0;
     case F_LAST:
-        if (in.k == JV_UNDEF)
-            return jfail(s, "argument to reversed() must be a sequence");
+        if (in.k == JV_UNDEF) {
+            *out = jv_undef(NULL);
+            return 0;
+        }
         if (in.k == JV_STR)
             return f_reverse(s, in, &t) || jfilter_apply(s, F_FIRST, t, NULL, 0, NULL, NULL, 0, sc, out);
         if (jiter(s, in, &items))
@@ -1808,8 +1830,7 @@ static int str_method(struct jstate *s, int id, struct jv self, struct bound *b,
         while (i < n) {
             int32_t cp;
             size_t l = ju8_dec(p + i, n - i, &cp);
-            if (cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 ||
-                cp == 0x2028 || cp == 0x2029) {
+            if (is_linebreak(cp)) {
                 if (list_push(s, out, &cap, jv_str(p + st, i - st)))
                     return -1;
                 i += l + (cp == '\r' && i + 1 < n && p[i + 1] == '\n');

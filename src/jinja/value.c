@@ -645,7 +645,7 @@ static int json_str(struct jstate *s, struct ax_buf *b, const char *p, size_t n,
         default:
             if (c < 0x20) {
                 en = (size_t)snprintf(esc, sizeof esc, "\\u%04x", c);
-            } else if (c >= 0x80 && ascii) {
+            } else if (c >= 0x7f && ascii) {
                 int32_t cp;
                 l = ju8_dec(p + i, n - i, &cp);
                 if (cp >= 0x10000) {
