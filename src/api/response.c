@@ -142,11 +142,21 @@ static json_t *opt_text(const char *s, size_t n)
     return s ? api_lossy_string(s, n) : json_null();
 }
 
+static int blank(const char *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if (s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t')
+            return 0;
+    return 1;
+}
+
 json_t *api_chat_completion(const struct api_result *r)
 {
     int calls = r->tool_calls && json_array_size(r->tool_calls) > 0;
+    /* Only tool calls (and the whitespace around their blocks): content is
+     * null, as OpenAI sends it. */
     json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
-                            calls && (!r->content || r->content_len == 0)
+                            calls && blank(r->content, r->content_len)
                                 ? json_null()
                                 : opt_text(r->content ? r->content : "", r->content_len));
     if (!msg)

@@ -38,6 +38,7 @@ struct http_request {
     const char *method, *path; /* borrowed from libmicrohttpd */
     struct ax_buf body;
     int too_large;
+    size_t dropped; /* body bytes discarded after the limit */
 };
 
 struct http_response {
@@ -106,6 +107,8 @@ struct http_response *http_resp_new(int status, const char *content_type, const 
         MHD_add_response_header(h->r, "Content-Type", content_type);
     return h;
 }
+
+int http_resp_status(const struct http_response *r) { return r->status; }
 
 struct http_response *http_resp_header(struct http_response *r, const char *name,
                                        const char *value)
@@ -266,7 +269,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_size) {
         if (!r->too_large && ax_buf_append(&r->body, upload_data, *upload_size) != AX_OK)
-            r->too_large = 1; /* the rest is read and dropped */
+            r->too_large = 1; /* the rest is read and dropped, then 413 */
+        if (r->too_large) {
+            /* Draining lets the client read the 413; a client that keeps
+             * sending far past the limit is cut off instead. */
+            r->dropped += *upload_size;
+            if (r->dropped > 4 * s->cfg.max_body + (1u << 20))
+                return MHD_NO;
+        }
         *upload_size = 0;
         return MHD_YES;
     }

@@ -47,7 +47,8 @@ void http_quiesce(struct http_server *s);
 /* Closes every connection, joins all threads and frees. Accepts NULL. */
 void http_stop(struct http_server *s);
 
-/* ---- the request (borrowed, valid during the handler and the stream) */
+/* ---- the request (borrowed: valid during the handler and inside a
+ * stream's read callback, but no longer in its done callback) */
 const char *http_method(const struct http_request *r);
 const char *http_path(const struct http_request *r);
 /* Header value or NULL (case-insensitive name). */
@@ -62,6 +63,7 @@ int http_client_gone(const struct http_request *r);
 /* Copies body. */
 struct http_response *http_resp_new(int status, const char *content_type, const char *body,
                                     size_t len);
+int http_resp_status(const struct http_response *r);
 /* Adds a header (copied). Returns r for chaining; NULL-safe. */
 struct http_response *http_resp_header(struct http_response *r, const char *name,
                                        const char *value);
