@@ -39,6 +39,7 @@ struct chat_parser {
     int n_calls;
     int failed;
     struct ax_buf pend; /* undecided bytes */
+    size_t scanned;     /* S_TOOL: no "</tool_call>" starts before this offset */
     uint64_t rng;       /* for call ids */
 };
 
@@ -279,9 +280,13 @@ static int step(struct chat_parser *p, int final, chat_emit_fn *emit, void *user
         consume(p, j);
         return 0;
     case S_TOOL:
-        j = find(s, n, T_TOOL_END, TLEN(T_TOOL_END));
-        if (j == n && !final)
+        /* A long body arrives over many pushes: search only the new part. */
+        j = p->scanned + find(s + p->scanned, n - p->scanned, T_TOOL_END, TLEN(T_TOOL_END));
+        if (j == n && !final) {
+            p->scanned = n >= TLEN(T_TOOL_END) ? n - TLEN(T_TOOL_END) + 1 : 0;
             return 0;
+        }
+        p->scanned = 0;
         if (j < n) {
             char *name, *args;
             enum ax_err r = tool_call_parts(s, j, &name, &args);
