@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hub/sha256.h"
 #include "util/buf.h"
 #include "util/mem.h"
 
@@ -25,6 +26,7 @@
 struct hub_file {
     char *path;   /* rfilename, checked by hub_safe_path */
     int64_t size; /* -1 if the listing has none */
+    char sha[65]; /* lfs.sha256 from the listing (lowercase hex), "" if none */
 };
 
 /* ---- names ---------------------------------------------------------------- */
@@ -210,6 +212,19 @@ static int64_t listed_size(const json_t *sib)
     return -1;
 }
 
+static void listed_sha(const json_t *sib, char out[65])
+{
+    const json_t *h = json_object_get(json_object_get(sib, "lfs"), "sha256");
+    out[0] = '\0';
+    if (!json_is_string(h) || json_string_length(h) != 64)
+        return;
+    const char *s = json_string_value(h);
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return;
+    memcpy(out, s, 65);
+}
+
 static enum ax_err parse_listing(const struct hub_opts *o, const char *text, size_t len,
                                  struct hub_file **out, size_t *n, char *err)
 {
@@ -244,6 +259,7 @@ static enum ax_err parse_listing(const struct hub_opts *o, const char *text, siz
             rc = ax_fail(err, AX_ENOMEM, "out of memory");
         else {
             f->size = listed_size(e);
+            listed_sha(e, f->sha);
             (*n)++;
         }
     }
@@ -357,6 +373,31 @@ static enum ax_err attempt(CURL *c, const char *url, const char *part, const str
     return AX_OK;
 }
 
+static enum ax_err hash_file(const char *path, char hex[65], char *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ax_fail(err, AX_EIO, "%s: cannot read", path);
+    enum { CHUNK = 1 << 16 };
+    uint8_t *b = ax_malloc(CHUNK);
+    if (!b) {
+        fclose(f);
+        return ax_fail(err, AX_ENOMEM, "out of memory");
+    }
+    struct sha256 s;
+    sha256_init(&s);
+    size_t n;
+    while ((n = fread(b, 1, CHUNK, f)) > 0)
+        sha256_update(&s, b, n);
+    int bad = ferror(f);
+    fclose(f);
+    ax_free(b);
+    if (bad)
+        return ax_fail(err, AX_EIO, "%s: read error", path);
+    sha256_final_hex(&s, hex);
+    return AX_OK;
+}
+
 static enum ax_err check_file(const char *part, const struct hub_file *hf, char *err)
 {
     int64_t got = file_size(part);
@@ -368,6 +409,15 @@ static enum ax_err check_file(const char *part, const struct hub_file *hf, char 
     if (hf->size >= 0 && got != hf->size)
         return ax_fail(err, AX_EFORMAT, "%s: downloaded %lld bytes, the listing says %lld",
                        hf->path, (long long)got, (long long)hf->size);
+    if (!hf->sha[0])
+        return AX_OK;
+    char hex[65];
+    enum ax_err rc = hash_file(part, hex, err);
+    if (rc)
+        return rc;
+    if (strcmp(hex, hf->sha) != 0)
+        return ax_fail(err, AX_EFORMAT, "%s: sha256 %s does not match the listed %s", hf->path, hex,
+                       hf->sha);
     return AX_OK;
 }
 

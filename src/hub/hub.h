@@ -2,15 +2,16 @@
  *
  * Protocol (the public hub API):
  *   GET {base}/api/models/{repo}?blobs=true
- *       -> {"siblings": [{"rfilename": "path", "size": N, ...}, ...]}
+ *       -> {"siblings": [{"rfilename": "path", "size": N,
+ *                         "lfs": {"sha256": "hex", "size": N}}, ...]}
  *   GET {base}/{repo}/resolve/main/{path}   (may redirect; Range honoured)
  * Files are written to DIR/path.part, resumed with a Range request after a
  * cut, checked against the listed size (and for the Git LFS pointer
  * signature), then renamed into place. Files already present with the
  * listed size are skipped. Every name in the listing is untrusted: only
- * plain relative paths (no "..", no absolute paths) are accepted.
- * Does not verify sha256 checksums (the size and LFS checks catch the
- * failures seen in practice: pointer files and cut downloads). */
+ * plain relative paths (no "..", no absolute paths) are accepted. Files
+ * the listing gives an lfs.sha256 for are hashed after download and must
+ * match (a file already present is checked by size only). */
 #ifndef AX_HUB_HUB_H
 #define AX_HUB_HUB_H
 

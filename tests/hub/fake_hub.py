@@ -8,12 +8,16 @@ _control.json (not listed) sets misbehaviour:
   {"pointer": {"file": N}}    listing says N bytes, download serves a Git LFS
                               pointer instead
   {"list_extra": ["name"]}    extra (possibly hostile) names in the listing
+  {"bad_sha": ["file"]}       the listing's lfs.sha256 for file is wrong
+Files of 1000 bytes or more are listed with "lfs": {"sha256", "size"}, as
+the hub does for LFS-stored files (sha256 computed here with hashlib).
 Routes: GET /api/models/<owner>/<name>  -> {"siblings": [{"rfilename", "size"}]}
         GET /<owner>/<name>/resolve/main/<path> -> 302 to /_cdn/<owner>/<name>/<path>
         GET /_cdn/...                  -> the bytes; honours "Range: bytes=N-"
 Every request is appended to ROOT/requests.log as
 "METHOD PATH range=<Range or -> auth=<Authorization or ->".
 Writes the chosen port to PORTFILE once listening."""
+import hashlib
 import json
 import os
 import sys
@@ -80,8 +84,15 @@ class Hub(BaseHTTPRequestHandler):
                 rel = os.path.relpath(os.path.join(base, fn), d)
                 if rel == "_control.json":
                     continue
-                size = ptr.get(rel, os.path.getsize(os.path.join(d, rel)))
-                sib.append({"rfilename": rel, "size": size})
+                real = os.path.getsize(os.path.join(d, rel))
+                size = ptr.get(rel, real)
+                e = {"rfilename": rel, "size": size}
+                if real >= 1000:
+                    h = hashlib.sha256(open(os.path.join(d, rel), "rb").read()).hexdigest()
+                    if rel in control(repo).get("bad_sha", []):
+                        h = "0" * 64
+                    e["lfs"] = {"sha256": h, "size": size, "pointerSize": 132}
+                sib.append(e)
         sib += [{"rfilename": n, "size": 1} for n in control(repo).get("list_extra", [])]
         self.send(200, json.dumps({"id": repo, "siblings": sib}).encode())
 

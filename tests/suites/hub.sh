@@ -3,8 +3,8 @@
 # Debian python3 http.server; never the real network): a normal download
 # through a redirect with the bearer token, skipping complete files,
 # --include, resume after a cut (Range request seen by the server), resume
-# of a .part left by an earlier run, a Git LFS pointer served instead of the
-# file, 404, and hostile names in the listing.
+# of a .part left by an earlier run, sha256 checked against the listing, a
+# Git LFS pointer served instead of the file, 404, hostile names.
 set -eu
 AX=${AXSERVE:-build/axserve}
 PY=/usr/bin/python3
@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 hub=$tmp/hub
-mkdir -p "$hub/acme/tiny/sub" "$hub/acme/cut" "$hub/acme/lfs" "$hub/acme/evil"
+mkdir -p "$hub/acme/tiny/sub" "$hub/acme/cut" "$hub/acme/lfs" "$hub/acme/evil" "$hub/acme/sha"
 $PY - "$hub" <<'PYEOF'
 import json, os, random, sys
 h = sys.argv[1]
@@ -32,6 +32,8 @@ open(f"{h}/acme/cut/_control.json", "w").write(json.dumps({"cut": ["big.bin"]}))
 blob(f"{h}/acme/lfs/big.bin", 10)
 open(f"{h}/acme/lfs/_control.json", "w").write(json.dumps({"pointer": {"big.bin": 1000000}}))
 open(f"{h}/acme/evil/ok.txt", "w").write("ok\n")
+blob(f"{h}/acme/sha/w.bin", 5000)
+open(f"{h}/acme/sha/_control.json", "w").write(json.dumps({"bad_sha": ["w.bin"]}))
 open(f"{h}/acme/evil/_control.json", "w").write(json.dumps({"list_extra": ["../escape.txt"]}))
 PYEOF
 $PY tests/hub/fake_hub.py "$hub" "$tmp/port" &
@@ -88,6 +90,12 @@ fi
 grep -q "Git LFS pointer" "$tmp/out"
 [ ! -e "$tmp/o5/big.bin" ]
 echo "rejected: $(grep 'Git LFS' "$tmp/out")"
+
+echo "== sha256 mismatch rejected"
+if $AX pull acme/sha --dir "$tmp/o9" >"$tmp/out" 2>&1; then echo "bad sha256 accepted"; exit 1; fi
+grep -q "w.bin: sha256 .* does not match the listed 0000" "$tmp/out"
+[ ! -e "$tmp/o9/w.bin" ] && [ ! -e "$tmp/o9/w.bin.part" ]
+echo "rejected, nothing kept (the good downloads above were all checked against hashlib's sha256)"
 
 echo "== 404 and bad names"
 if $AX pull acme/missing --dir "$tmp/o6" >"$tmp/out" 2>&1; then echo "404 accepted"; exit 1; fi
