@@ -283,6 +283,58 @@ enum ax_err model_parse_gen_config(const char *text, size_t len, const char *pat
     return AX_OK;
 }
 
+/* ---- AXERA post_config.json ------------------------------------------------ */
+
+/* Vendor sampling file: enable_temperature/temperature,
+ * enable_top_k_sampling/top_k, enable_top_p_sampling/top_p (and a
+ * repetition penalty we do not map). A value counts only when its enable_
+ * flag is true. With none enabled the vendor runtime decodes greedily, so
+ * that becomes top_k = 1. */
+static enum ax_err post_flag(const json_t *o, const char *key, const char *path, int *on, char *err)
+{
+    *on = 0;
+    return get_bool(o, key, path, on, err);
+}
+
+enum ax_err model_parse_post_config(const char *text, size_t len, const char *path,
+                                    struct gen_defaults *g, char *err)
+{
+    enum ax_err rc;
+    json_t *o = load_object(text, len, path, err, &rc);
+    if (!o)
+        return rc;
+    int et, ek, ep;
+    double t = g->temperature, tp = g->top_p;
+    long long k = g->top_k;
+    if ((rc = post_flag(o, "enable_temperature", path, &et, err)) ||
+        (rc = post_flag(o, "enable_top_k_sampling", path, &ek, err)) ||
+        (rc = post_flag(o, "enable_top_p_sampling", path, &ep, err)) ||
+        (et && (rc = get_num(o, "temperature", 0.0, 100.0, path, &t, NULL, err))) ||
+        (ek && (rc = get_int(o, "top_k", 0, MODEL_MAX_VOCAB, 0, path, &k, err))) ||
+        (ep && (rc = get_num(o, "top_p", 0.0, 1.0, path, &tp, NULL, err)))) {
+        json_decref(o);
+        return rc;
+    }
+    json_decref(o);
+    if (!et && !ek && !ep) {
+        k = 1;
+        ek = 1;
+    }
+    if (et) {
+        g->temperature = (float)t;
+        g->have_temperature = 1;
+    }
+    if (ek) {
+        g->top_k = (int)k;
+        g->have_top_k = 1;
+    }
+    if (ep) {
+        g->top_p = (float)tp;
+        g->have_top_p = 1;
+    }
+    return AX_OK;
+}
+
 /* ---- AXERA axmodel layout ---------------------------------------------- */
 
 /* Vendor values arrive as JSON numbers (config.json) or as strings (run
