@@ -380,16 +380,29 @@ static enum ax_err check_template(const char *t, const char *path, char *err)
     return AX_OK;
 }
 
+/* Joins a vendor file name to dir. For the layer template (fmt = 1) the
+ * name is checked to hold one %d and dir's own '%' are doubled, so the
+ * result stays a printf format with exactly one conversion. */
 static enum ax_err vendor_path(const json_t *o, const char *key, const char *dir, const char *path,
-                               char *out, char *err)
+                               int fmt, char *out, char *err)
 {
     const json_t *v = json_object_get(o, key);
     if (!json_is_string(v) || !*json_string_value(v))
         return ax_fail(err, AX_EFORMAT, "%s: \"%s\" is missing or not a file name", path, key);
     const char *s = json_string_value(v);
-    int r = s[0] == '/' ? snprintf(out, MODEL_PATH_MAX, "%s", s)
-                        : snprintf(out, MODEL_PATH_MAX, "%s/%s", dir, s);
-    if (r < 0 || r >= MODEL_PATH_MAX)
+    enum ax_err rc = fmt ? check_template(s, path, err) : AX_OK;
+    if (rc)
+        return rc;
+    size_t k = 0;
+    for (const char *d = dir; s[0] != '/' && *d && k + 2 < MODEL_PATH_MAX; d++) {
+        if (*d == '%' && fmt)
+            out[k++] = '%';
+        out[k++] = *d;
+    }
+    if (s[0] != '/' && k + 1 < MODEL_PATH_MAX)
+        out[k++] = '/';
+    int r = snprintf(out + k, MODEL_PATH_MAX - k, "%s", s);
+    if (r < 0 || (size_t)r >= MODEL_PATH_MAX - k || k + 2 >= MODEL_PATH_MAX)
         return ax_fail(err, AX_ETOOBIG, "%s: \"%s\" path is too long", path, key);
     return AX_OK;
 }
@@ -438,11 +451,10 @@ static enum ax_err layout_from_object(const json_t *o, const char *path, const c
     enum ax_err rc;
     long long n = 0, rows = 0, cols = 0;
     memset(ax, 0, sizeof *ax);
-    if ((rc = vendor_path(o, "template_filename_axmodel", dir, path, ax->layer_template, err)) ||
-        (rc = check_template(ax->layer_template, path, err)) ||
+    if ((rc = vendor_path(o, "template_filename_axmodel", dir, path, 1, ax->layer_template, err)) ||
         (rc = vendor_int(o, "axmodel_num", 1, MODEL_MAX_LAYERS, path, &n, err)) ||
-        (rc = vendor_path(o, "filename_post_axmodel", dir, path, ax->post_path, err)) ||
-        (rc = vendor_path(o, "filename_tokens_embed", dir, path, ax->embed_path, err)) ||
+        (rc = vendor_path(o, "filename_post_axmodel", dir, path, 0, ax->post_path, err)) ||
+        (rc = vendor_path(o, "filename_tokens_embed", dir, path, 0, ax->embed_path, err)) ||
         (rc = vendor_int(o, "tokens_embed_num", 1, MODEL_MAX_VOCAB, path, &rows, err)) ||
         (rc = vendor_int(o, "tokens_embed_size", 1, MODEL_MAX_HIDDEN, path, &cols, err)) ||
         (rc = vendor_devices(o, path, ax, err)))

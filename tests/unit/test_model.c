@@ -769,6 +769,19 @@ static void run_script_parse(void **state)
     assert_string_equal(ax.layer_template, "/abs/l%d.ax");
     assert_string_equal(ax.post_path, "/d/p.ax");
     assert_int_equal(ax.n_devices, 0);
+    /* A '%' in the directory stays literal in the template. */
+    const char *w = "--template_filename_axmodel l%d.ax --axmodel_num 2 "
+                    "--filename_post_axmodel p.ax --filename_tokens_embed e.bin "
+                    "--tokens_embed_num 3 --tokens_embed_size 4";
+    assert_int_equal(model_parse_run_script(w, strlen(w), "r.sh", "/d%s", &ax, err), AX_OK);
+    assert_string_equal(ax.layer_template, "/d%%s/l%d.ax");
+    assert_string_equal(ax.post_path, "/d%s/p.ax");
+    char path[64];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(path, sizeof path, ax.layer_template, 3);
+#pragma GCC diagnostic pop
+    assert_string_equal(path, "/d%s/l3.ax");
     /* A flag without a value before the next flag. */
     const char *u = "x --template_filename_axmodel --axmodel_num 2";
     assert_int_equal(model_parse_run_script(u, strlen(u), "r.sh", "/d", &ax, err), AX_ENOTFOUND);
