@@ -135,6 +135,7 @@ expect_fail() { # what expected-message-part command...
 }
 mkdir -p $W/lfs
 printf 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 11422654\n' >$W/lfs/tokenizer.json
+printf '{}' >$W/lfs/tokenizer_config.json
 printf '\377\376bad' >$W/bad-utf8.txt
 printf '[1, 2' >$W/bad.json
 printf '[1, 999999999]' >$W/range.json
