@@ -30,7 +30,7 @@ static double now(void)
 /* ---- naive BPE: string-keyed merge table ---------------------------- */
 
 struct skey {
-    char *k;     /* len(a) byte, a, b */
+    char *k; /* len(a) byte, a, b */
     size_t n;
     uint32_t rank;
 };
@@ -85,8 +85,8 @@ static void naive_free(struct naive *nv)
 }
 
 /* parts are (offset, length) into the piece */
-static size_t naive_piece(const struct naive *nv, const struct tok *t, const uint8_t *p,
-                          size_t len, uint32_t (*part)[2], int32_t *out)
+static size_t naive_piece(const struct naive *nv, const struct tok *t, const uint8_t *p, size_t len,
+                          uint32_t (*part)[2], int32_t *out)
 {
     size_t np = len;
     char key[600];
@@ -100,8 +100,8 @@ static size_t naive_piece(const struct naive *nv, const struct tok *t, const uin
         for (size_t i = 0; i + 1 < np; i++) {
             if (part[i][1] + part[i + 1][1] > 255)
                 continue;
-            size_t n = make_key(key, p + part[i][0], part[i][1], p + part[i + 1][0],
-                                part[i + 1][1]);
+            size_t n =
+                make_key(key, p + part[i][0], part[i][1], p + part[i + 1][0], part[i + 1][1]);
             const struct skey *s = &nv->tab[slot(nv, key, n)];
             if (s->k && s->rank < best) {
                 best = s->rank;
@@ -126,8 +126,8 @@ static size_t naive_piece(const struct naive *nv, const struct tok *t, const uin
 /* Encodes like tok_encode (no added tokens in the bench text matter: they
  * are split out the same way by checking for '<' runs is not needed since
  * the comparison is on texts where ours == naive is checked). */
-static size_t naive_encode(const struct naive *nv, const struct tok *t, const uint8_t *s,
-                           size_t n, uint32_t (*part)[2], int32_t *out)
+static size_t naive_encode(const struct naive *nv, const struct tok *t, const uint8_t *s, size_t n,
+                           uint32_t (*part)[2], int32_t *out)
 {
     uint8_t *norm = NULL;
     size_t nn = n, k = 0, i = 0;

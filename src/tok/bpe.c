@@ -65,16 +65,16 @@ static struct tok_heap_ent heap_pop(struct tok_heap_ent *h, size_t *n)
     return top;
 }
 
-static void push_pair(const struct tok *t, struct tok_sym *sym, struct tok_heap_ent *h,
-                      size_t *nh, int32_t pos)
+static void push_pair(const struct tok *t, struct tok_sym *sym, struct tok_heap_ent *h, size_t *nh,
+                      int32_t pos)
 {
     if (pos < 0 || sym[pos].next < 0)
         return;
     int32_t nx = sym[pos].next;
     const struct tok_merge *m = tok_merge_find(t, (uint32_t)sym[pos].id, (uint32_t)sym[nx].id);
     if (m)
-        heap_push(h, nh, (struct tok_heap_ent){m->rank, (uint32_t)pos, m->id, sym[pos].id,
-                                               sym[nx].id});
+        heap_push(h, nh,
+                  (struct tok_heap_ent){m->rank, (uint32_t)pos, m->id, sym[pos].id, sym[nx].id});
 }
 
 void tok_bpe_scratch_free(struct tok_bpe_scratch *s)
@@ -156,11 +156,10 @@ static size_t bpe_merge(const struct tok *t, const uint8_t *p, size_t len, struc
  * thread wrote it and whatever piece hashed there. So one relaxed atomic
  * word per slot is enough: no locks, no torn entries, a bounded size. */
 
-static int cache_get(const struct tok *t, uint64_t h, const uint8_t *p, size_t len,
-                     int32_t *out, size_t *n)
+static int cache_get(const struct tok *t, uint64_t h, const uint8_t *p, size_t len, int32_t *out,
+                     size_t *n)
 {
-    uint64_t v = atomic_load_explicit(&t->pcache[h & (TOK_PCACHE_SLOTS - 1)],
-                                      memory_order_relaxed);
+    uint64_t v = atomic_load_explicit(&t->pcache[h & (TOK_PCACHE_SLOTS - 1)], memory_order_relaxed);
     size_t k = (size_t)(v >> 60), off = 0;
     if (k == 0 || k > 3)
         return 0;
@@ -168,7 +167,7 @@ static int cache_get(const struct tok *t, uint64_t h, const uint8_t *p, size_t l
     for (size_t i = 0; i < k; i++) {
         uint32_t id = (uint32_t)(v >> (20 * i)) & 0xFFFFF;
         if (id >= t->n_ids || t->voc_len[id] > len - off ||
-            memcmp(t->blob + t->voc_off[id], p + off, t->voc_len[id]))
+            memcmp(t->blob + t->voc_off[id], p + off, t->voc_len[id]) != 0)
             return 0;
         off += t->voc_len[id];
         ids[i] = (int32_t)id;
@@ -202,8 +201,8 @@ enum ax_err tok_bpe_piece(const struct tok *t, const uint8_t *p, size_t len,
     uint64_t h = tok_hash_bytes(p, len);
     int32_t whole = tok_vocab_find_h(t, p, len, h);
     if (whole >= 0) {
-        uint8_t r = t->ignore_merges ? 1 : atomic_load_explicit(&t->reach[whole],
-                                                                  memory_order_relaxed);
+        uint8_t r =
+            t->ignore_merges ? 1 : atomic_load_explicit(&t->reach[whole], memory_order_relaxed);
         if (r == 1) {
             out[(*n)++] = whole;
             return AX_OK;
@@ -222,6 +221,8 @@ enum ax_err tok_bpe_piece(const struct tok *t, const uint8_t *p, size_t len,
             return e;
         sym = s->sym;
         heap = s->heap;
+        if (!sym || !heap) /* cannot happen: scratch_fit allocated both */
+            return ax_fail(err, AX_ENOMEM, "tokenizer: no BPE scratch");
     }
     size_t k = bpe_merge(t, p, len, sym, heap, out + *n);
     if (whole >= 0)

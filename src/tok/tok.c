@@ -32,9 +32,8 @@
 #define TOK_FILE_MAX ((size_t)512 << 20)
 #define JSON_MAX_DEPTH 64
 
-static const char qwen2_re[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char qwen2_re[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /* ---- byte-level alphabet -------------------------------------------- */
 
@@ -246,8 +245,8 @@ static enum ax_err jskip(struct jp *j)
             j->p++;
         } else {
             const char *q = j->p;
-            while (q < j->end && (strchr("+-.eE", *q) || (*q >= '0' && *q <= '9') ||
-                                  (*q >= 'a' && *q <= 'z')))
+            while (q < j->end &&
+                   (strchr("+-.eE", *q) || (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z')))
                 q++;
             if (q == j->p)
                 return jbad(j, "unexpected character");
@@ -476,8 +475,7 @@ static enum ax_err check_normalizer(struct load *L)
         ;
     else if (jstr_is(n, "type", "NFC"))
         L->t->nfc = 1;
-    else if (jstr_is(n, "type", "Sequence") &&
-             json_is_array(json_object_get(n, "normalizers")) &&
+    else if (jstr_is(n, "type", "Sequence") && json_is_array(json_object_get(n, "normalizers")) &&
              json_array_size(json_object_get(n, "normalizers")) <= 1) {
         json_t *one = json_array_get(json_object_get(n, "normalizers"), 0);
         if (one && !jstr_is(one, "type", "NFC"))
@@ -545,8 +543,8 @@ static enum ax_err check_model(struct load *L)
         return unsupported(L, "model.ignore_merges is not a boolean");
     L->t->ignore_merges = L->m_ignore.n == 4;
     if (!L->n_e || !L->merges.n)
-        return ax_fail(L->err, AX_EFORMAT,
-                       "%s: model.vocab (an object) or model.merges is missing", L->file);
+        return ax_fail(L->err, AX_EFORMAT, "%s: model.vocab (an object) or model.merges is missing",
+                       L->file);
     return AX_OK;
 }
 
@@ -725,8 +723,8 @@ static enum ax_err merge_id(struct load *L, const char *s, size_t n, int32_t *id
     size_t m = unbyte(L->inv, tmp, n);
     *id = tok_vocab_find(L->t, (const uint8_t *)tmp, m);
     if (*id < 0)
-        return ax_fail(L->err, AX_EFORMAT, "%s: merge token '%.*s' is not in model.vocab",
-                       L->file, (int)n, s);
+        return ax_fail(L->err, AX_EFORMAT, "%s: merge token '%.*s' is not in model.vocab", L->file,
+                       (int)n, s);
     return AX_OK;
 }
 
@@ -738,10 +736,10 @@ static int is_token(const struct tok *t, uint32_t id, const char *s, size_t n)
     return id < t->n_ids && t->voc_len[id] == n && !memcmp(t->blob + t->voc_off[id], s, n);
 }
 
-static enum ax_err add_merge(struct load *L, const char *a, size_t na, const char *b,
-                             size_t nb, uint32_t rank)
+static enum ax_err add_merge(struct load *L, const char *a, size_t na, const char *b, size_t nb,
+                             uint32_t rank)
 {
-    int32_t ia, ib, im;
+    int32_t ia = -1, ib = -1, im = -1;
     char cat[512];
     enum ax_err e;
     if ((e = merge_id(L, a, na, &ia)) != AX_OK || (e = merge_id(L, b, nb, &ib)) != AX_OK)
@@ -776,8 +774,7 @@ static enum ax_err read_merge(struct load *L, struct jp *j, struct ax_buf *tmp, 
     int first = 1, n = 0;
     while (jelem(j, &first, &e)) {
         if (n >= 2)
-            return ax_fail(L->err, AX_EFORMAT, "%s: merge %u has more than 2 parts", L->file,
-                           rank);
+            return ax_fail(L->err, AX_EFORMAT, "%s: merge %u has more than 2 parts", L->file, rank);
         if ((e = jstring(j, n == 0 ? tmp : &L->key)) != AX_OK)
             return e;
         n++;
@@ -813,8 +810,7 @@ static enum ax_err read_merges(struct load *L)
     uint32_t rank = 0;
     while (jelem(&j, &first, &e)) {
         if (rank >= est) { /* only when string and array forms are mixed */
-            e = ax_fail(L->err, AX_EFORMAT, "%s: model.merges mixes \"a b\" and [a, b]",
-                        L->file);
+            e = ax_fail(L->err, AX_EFORMAT, "%s: model.merges mixes \"a b\" and [a, b]", L->file);
             break;
         }
         if ((e = read_merge(L, &j, &tmp, rank)) != AX_OK)
@@ -1012,7 +1008,10 @@ void tok_free(struct tok *t)
 
 /* ---- lookups ------------------------------------------------------- */
 
-int tok_vocab_size(const struct tok *t) { return (int)t->n_ids; }
+int tok_vocab_size(const struct tok *t)
+{
+    return (int)t->n_ids;
+}
 
 int32_t tok_id(const struct tok *t, const char *token_text)
 {
@@ -1020,12 +1019,12 @@ int32_t tok_id(const struct tok *t, const char *token_text)
     for (size_t k = 0; k < t->n_added; k++)
         if (t->added[k].len == n && !memcmp(t->blob + t->added[k].off, token_text, n))
             return t->added[k].id;
-    if (n > 1024)
+    if (n >= 1024)
         return -1;
     char tmp[1024];
     int16_t inv[324];
     byte_alphabet(inv);
-    memcpy(tmp, token_text, n);
+    memcpy(tmp, token_text, n + 1); /* n < 1024: with its NUL */
     return tok_vocab_find(t, (const uint8_t *)tmp, unbyte(inv, tmp, n));
 }
 
