@@ -1012,15 +1012,15 @@ static int f_sum(struct jstate *s, struct jv in, struct bound *b, struct jv *out
         struct jv v = items.v[i];
         if (b->have[0] && b->v[0].k != JV_NONE && attr_path(s, v, b->v[0], &v))
             return -1;
-        struct jnode fake = {.kind = E_BIN};
-        (void)fake;
         if (!jv_is_num(acc) || !jv_is_num(v)) {
             if ((acc.k == JV_LIST && v.k == JV_LIST) || (acc.k == JV_TUPLE && v.k == JV_TUPLE)) {
                 struct jv r;
                 if (jv_newlist(s, acc.k, acc.u.l->n + v.u.l->n, &r))
                     return -1;
-                memcpy(r.u.l->v, acc.u.l->v, acc.u.l->n * sizeof(struct jv));
-                memcpy(r.u.l->v + acc.u.l->n, v.u.l->v, v.u.l->n * sizeof(struct jv));
+                if (acc.u.l->n)
+                    memcpy(r.u.l->v, acc.u.l->v, acc.u.l->n * sizeof(struct jv));
+                if (v.u.l->n)
+                    memcpy(r.u.l->v + acc.u.l->n, v.u.l->v, v.u.l->n * sizeof(struct jv));
                 acc = r;
                 continue;
             }
