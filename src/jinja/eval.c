@@ -346,7 +346,7 @@ static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out
         times = 0;
     if (seq.k == JV_STR) {
         if (seq.u.s.n && (uint64_t)times > (s->ar.max / seq.u.s.n))
-            return joom(s);
+            return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit", s->ar.max);
         size_t n = seq.u.s.n * (size_t)times;
         char *p = ja_alloc(&s->ar, n + 1);
         if (!p)
@@ -358,7 +358,7 @@ static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out
     }
     size_t m = seq.u.l->n;
     if (m && (uint64_t)times > s->ar.max / (m * sizeof(struct jv)))
-        return joom(s);
+        return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit", s->ar.max);
     if (jv_newlist(s, seq.k, m * (size_t)times, out))
         return -1;
     for (int64_t i = 0; i < times; i++)

@@ -16,6 +16,7 @@ struct jarena {
     struct ja_chunk *head;
     size_t total; /* bytes taken from the allocator */
     size_t max;   /* ceiling on total */
+    int over;     /* an allocation failed because of the ceiling */
 };
 void ja_init(struct jarena *a, size_t max);
 void *ja_alloc(struct jarena *a, size_t n); /* zeroed; NULL on ceiling/OOM */

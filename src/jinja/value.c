@@ -24,6 +24,7 @@ void ja_init(struct jarena *a, size_t max)
     a->head = NULL;
     a->total = 0;
     a->max = max;
+    a->over = 0;
 }
 
 void *ja_alloc(struct jarena *a, size_t n)
@@ -34,8 +35,10 @@ void *ja_alloc(struct jarena *a, size_t n)
     struct ja_chunk *c = a->head;
     if (!c || c->cap - c->used < n) {
         size_t cap = n > 32768 ? n : 32768;
-        if (cap > a->max || a->total > a->max - cap)
+        if (cap > a->max || a->total > a->max - cap) {
+            a->over = 1;
             return NULL;
+        }
         c = ax_malloc(sizeof *c + cap);
         if (!c)
             return NULL;
@@ -111,7 +114,7 @@ int jfail_code(struct jstate *s, enum ax_err code, const char *fmt, ...)
 
 int joom(struct jstate *s)
 {
-    if (s->ar.total + 65536 >= s->ar.max)
+    if (s->ar.over)
         return jfail_code(s, AX_ETOOBIG, "template used more than %zu bytes of memory", s->ar.max);
     return jfail_code(s, AX_ENOMEM, "out of memory");
 }
