@@ -222,6 +222,8 @@ int jgetitem(struct jstate *s, struct jv obj, struct jv key, struct jv *out)
     }
     case JV_LIST:
     case JV_TUPLE:
+        if (obj.sub)
+            return jfail(s, "'%s' object is not subscriptable", obj.sub == SUB_GEN ? "generator" : "dict_view");
         if (seq_index(key, obj.u.l->n, &idx)) {
             *out = obj.u.l->v[idx];
             return 0;
@@ -272,15 +274,16 @@ static int slice_get(struct jstate *s, struct jv obj, struct jv lo, struct jv hi
         step = st.u.i;
     if (step == 0)
         return jfail(s, "slice step cannot be zero");
+    /* slices bypass the sandbox's getitem in jinja2: Python's own errors */
     size_t len;
-    if (obj.k == JV_LIST || obj.k == JV_TUPLE)
+    if ((obj.k == JV_LIST || obj.k == JV_TUPLE) && !obj.sub)
         len = obj.u.l->n;
     else if (obj.k == JV_STR)
         len = ju8_len(obj.u.s.p, obj.u.s.n);
-    else {
-        *out = jv_undef(NULL);
-        return 0;
-    }
+    else if (obj.k == JV_DICT)
+        return jfail(s, "unhashable type: 'slice'");
+    else
+        return jfail(s, "'%s' object is not subscriptable", jv_typename(obj));
     int64_t L = (int64_t)len, lower = step < 0 ? -1 : 0, upper = step < 0 ? L - 1 : L;
     int64_t start, stop;
     if (lo.k == JV_NONE)
@@ -410,6 +413,8 @@ static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *
 {
     static const char *names[] = {[T_ADD] = "+", [T_SUB] = "-", [T_MUL] = "*", [T_DIV] = "/",
                                   [T_FLOORDIV] = "//", [T_MOD] = "%", [T_POW] = "**"};
+    if ((a.k == JV_LIST && a.sub) || (b.k == JV_LIST && b.sub))
+        return jfail(s, "unsupported operand type(s) for %s: a generator or dict view", names[op]);
     int ints = (a.k == JV_INT || a.k == JV_BOOL) && (b.k == JV_INT || b.k == JV_BOOL);
     int nums = jv_is_num(a) && jv_is_num(b);
     int64_t r;
