@@ -922,6 +922,8 @@ static int f_select(struct jstate *s, int id, struct jv in, struct jv *args, siz
     size_t cap = 0;
     if (attr && !nargs)
         return jfail(s, "Missing parameter for attribute name");
+    if (!jv_truthy(in)) /* select_or_reject: `if value:` guards the loop */
+        return jv_newlist(s, JV_LIST, 0, out);
     if (jiter(s, in, &items) || jv_newlist(s, JV_LIST, 0, out) || jcount_iter(s, items.n))
         return -1;
     for (size_t i = 0; i < items.n; i++) {
@@ -941,6 +943,8 @@ static int f_map(struct jstate *s, struct jv in, struct jv *args, size_t nargs, 
                  size_t nkw, struct jscope *sc, struct jv *out)
 {
     struct jlist items;
+    if (!jv_truthy(in)) /* do_map: `if value:` guards the loop */
+        return jv_newlist(s, JV_LIST, 0, out);
     if (jiter(s, in, &items) || jv_newlist(s, JV_LIST, items.n, out) || jcount_iter(s, items.n))
         return -1;
     struct jv attr = jv_none(), def = {.k = JV_UNDEF};
@@ -1427,7 +1431,7 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
         return jfail(s, "test takes no arguments (%zu given)", nargs);
     switch (id) {
     case X_BOOLEAN: *res = in.k == JV_BOOL; return 0;
-    case X_CALLABLE: *res = in.k == JV_CALL || in.k == JV_LOOP; return 0;
+    case X_CALLABLE: *res = in.k == JV_CALL || in.k == JV_LOOP || in.k == JV_UNDEF; return 0;
     case X_DEFINED: *res = in.k != JV_UNDEF; return 0;
     case X_UNDEFINED: *res = in.k == JV_UNDEF; return 0;
     case X_DIVISIBLEBY:

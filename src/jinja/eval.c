@@ -527,7 +527,11 @@ static int contains(struct jstate *s, struct jv item, struct jv seq, int *res)
         for (size_t i = 0; i < seq.u.l->n && !*res; i++)
             *res = jv_eq(seq.u.l->v[i], item);
         return 0;
-    case JV_DICT: *res = jv_dict_get(seq.u.d, item) != NULL; return 0;
+    case JV_DICT:
+        if (item.k == JV_LIST || item.k == JV_DICT || item.k == JV_NS)
+            return jfail(s, "unhashable type: '%s'", jv_typename(item));
+        *res = jv_dict_get(seq.u.d, item) != NULL;
+        return 0;
     case JV_UNDEF: *res = 0; return 0;
     default: return jfail(s, "argument of type '%s' is not iterable", jv_typename(seq));
     }
