@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu_int.h"
 #include "util/log.h"
@@ -53,11 +55,16 @@ static void ctx_free(void *vctx)
 struct quant_job {
     const struct model_tensor *src;
     enum kq_type src_type, dst_type;
-    int rows, k;
+    int rows, k;      /* rows of this slice */
+    int row0;         /* first row of this slice */
     uint8_t *dst;
     float *tmp; /* [n_threads][k] */
     atomic_int next;
 };
+
+/* Rows quantised per pool job; the source pages of each slice are dropped
+ * right after it, so at most one slice of the original is resident. */
+#define QUANT_SLICE_BYTES (16u << 20)
 
 static void quant_worker(void *vj, int ith, int nth)
 {
@@ -69,12 +76,28 @@ static void quant_worker(void *vj, int ith, int nth)
         int r = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (r >= j->rows)
             return;
+        r += j->row0;
         kern_row_to_f32(j->src_type, (const uint8_t *)j->src->data + (size_t)r * sb, j->k, tmp);
         if (j->dst_type == KQ_Q8)
             kern_quant_row_q8(tmp, j->k, j->dst + (size_t)r * db);
         else
             kern_quant_row_q4(tmp, j->k, j->dst + (size_t)r * db);
     }
+}
+
+/* After a tensor has been converted its mapped pages are never read again
+ * (except embedding rows, which fault back in one at a time): drop them
+ * from our resident set so peak RSS is the converted copy, not both. The
+ * mapping is read-only and file-backed, so this loses nothing. */
+static void drop_pages(const void *data, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0)
+        return;
+    uintptr_t a = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t e = ((uintptr_t)data + n) & ~((uintptr_t)pg - 1);
+    if (e > a)
+        madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 static enum ax_err dtype_kq(const struct model_tensor *t, enum kq_type *out, char *err)
@@ -120,8 +143,14 @@ static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const c
             return ax_fail(err, AX_ENOMEM, "out of memory quantising %s (%zu bytes)", name,
                            (size_t)rows * rb);
         }
-        struct quant_job j = {&t, st, quant, rows, k, dst, tmp, 0};
-        pool_run(c->pool, quant_worker, &j);
+        size_t sb = kq_row_bytes(st, k);
+        int slice = (int)(QUANT_SLICE_BYTES / sb) + 1;
+        for (int r0 = 0; r0 < rows; r0 += slice) {
+            int n = rows - r0 < slice ? rows - r0 : slice;
+            struct quant_job j = {&t, st, quant, n, k, r0, dst, tmp, 0};
+            pool_run(c->pool, quant_worker, &j);
+            drop_pages((const uint8_t *)t.data + (size_t)r0 * sb, (size_t)n * sb);
+        }
         ax_free(tmp);
         w->type = quant;
         w->data = dst;

@@ -98,6 +98,16 @@ AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
     if (a->n == 1)
         for (; r + 4 <= r1; r += 4)
             ftile(a, wt, r, 0, 4, 1);
+    /* prefill: 4 rows x 4 tokens per tile, so each activation load
+     * serves 4 weight rows (fewer loads per FMA) */
+    if (a->n >= 4)
+        for (; r + 4 <= r1; r += 4) {
+            int t = 0;
+            for (; t + 4 <= a->n; t += 4)
+                ftile(a, wt, r, t, 4, 4);
+            for (; t < a->n; t++)
+                ftile(a, wt, r, t, 4, 1);
+        }
     for (; r < r1; r++) {
         int t = 0;
         for (; t + 4 <= a->n; t += 4)

@@ -9,6 +9,7 @@
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
+#define PF_AHEAD 1024 /* bytes ahead of the current weight load */
 
 enum wt { W_F32, W_BF16, W_F16 };
 
@@ -64,6 +65,9 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
             xv[j] = _mm512_loadu_ps(x[j] + e);
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
+            if (T == 1) /* decode streams rows: fetch across 4 KiB pages early */
+                _mm_prefetch((const char *)w[i] + (wt == W_F32 ? 4 : 2) * (size_t)e + PF_AHEAD,
+                             _MM_HINT_T0);
             __m512 wv = load16(wt, w[i], e);
 #pragma GCC unroll 4
             for (int j = 0; j < T; j++)
@@ -87,6 +91,16 @@ AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
     if (a->n == 1)
         for (; r + 4 <= r1; r += 4)
             ftile(a, wt, r, 0, 4, 1);
+    /* prefill: 4 rows x 4 tokens per tile, so each activation load
+     * serves 4 weight rows (fewer loads per FMA) */
+    if (a->n >= 4)
+        for (; r + 4 <= r1; r += 4) {
+            int t = 0;
+            for (; t + 4 <= a->n; t += 4)
+                ftile(a, wt, r, t, 4, 4);
+            for (; t < a->n; t++)
+                ftile(a, wt, r, t, 4, 1);
+        }
     for (; r < r1; r++) {
         int t = 0;
         for (; t + 4 <= a->n; t += 4)
