@@ -96,6 +96,48 @@ else
     echo "skip ASan case: $ASAN not built"
 fi
 
+# generation stops at an end-of-sequence token from generation_config.json
+# (kept in the output) unless --ignore-eos: make the first greedy token
+# that is new after step 0 an EOS; the run must end right there
+m=mha-f32-untied
+cp -r "$D/$m" "$T/eos"
+set -- $($PY -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["tokens"]
+i = next(i for i in range(1, len(t)) if t[i] not in t[:i])
+print(t[i], i + 1)' "$T/$m.json")
+eos=$1 want=$2
+$PY - "$T/eos/generation_config.json" "$eos" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+g = json.load(open(p))
+g["eos_token_id"] = [int(sys.argv[2]), 7]
+json.dump(g, open(p, "w"))
+PYEOF
+n=$($AX generate -m "$T/eos" --ids $P -n $N 2>/dev/null |
+    $PY -c 'import json,sys; print(len(json.load(sys.stdin)["tokens"]))')
+n2=$($AX generate -m "$T/eos" --ids $P -n $N --ignore-eos 2>/dev/null |
+    $PY -c 'import json,sys; print(len(json.load(sys.stdin)["tokens"]))')
+if [ "$n" = "$want" ] && [ "$n2" = $N ]; then
+    echo "ok   stops after EOS $eos ($want tokens; $N with --ignore-eos)"
+else
+    echo "FAIL EOS $eos: $n tokens (want $want), $n2 with --ignore-eos"
+    fail=1
+fi
+
+# --prompt TEXT goes through the model's tokenizer: same as --ids of
+# `axserve tokenize` (HF-checked by the tok suites)
+DM=build/models/default
+if [ -f "$DM/tokenizer.json" ]; then
+    ids=$(printf 'The capital of France is' | $AX tokenize -m "$DM" | tr -d '[] \n')
+    $AX generate -m "$DM" --prompt 'The capital of France is' -n 3 >"$T/p1.json" 2>/dev/null &&
+        $AX generate -m "$DM" --ids "$ids" -n 3 >"$T/p2.json" 2>/dev/null ||
+        { echo "FAIL generate --prompt"; fail=1; }
+    same "--prompt == --ids $ids" "$T/p1.json" "$T/p2.json"
+else
+    echo "skip --prompt case: $DM not built"
+fi
+
 # bad inputs are clean errors, not crashes
 for bad in "--ids 5,99999" "--ids 1,x" "--ids 1 --quant q5" "--ids 1 --kv f8" "--ids 1 --ctx 10 -n 20"; do
     # shellcheck disable=SC2086
