@@ -200,7 +200,7 @@ static double log_sum_exp(const float *l, int n)
     double s = 0;
     for (int i = 0; i < n; i++)
         s += exp((double)l[i] - mx);
-    return mx + log(s);
+    return mx + log(s > 0 ? s : 1); /* s >= 1: the maximum contributes exp(0) */
 }
 
 /* Top k ids by logit (ties: lower id first) into top[0..k). */

@@ -94,10 +94,13 @@ static void drop_pages(const void *data, size_t n)
     long pg = sysconf(_SC_PAGESIZE);
     if (pg <= 0)
         return;
-    uintptr_t a = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
-    uintptr_t e = ((uintptr_t)data + n) & ~((uintptr_t)pg - 1);
-    if (e > a)
-        madvise((void *)a, e - a, MADV_DONTNEED);
+    /* whole pages inside [data, data + n) */
+    size_t p = (size_t)pg, mis = (uintptr_t)data % p, head = mis ? p - mis : 0;
+    if (n <= head)
+        return;
+    size_t len = (n - head) / p * p;
+    if (len)
+        madvise((void *)((const uint8_t *)data + head), len, MADV_DONTNEED);
 }
 
 static enum ax_err dtype_kq(const struct model_tensor *t, enum kq_type *out, char *err)
@@ -284,7 +287,7 @@ static enum ax_err parse_opts(const struct backend_opts *o, const struct qwen3_c
         *quant = KQ_Q8;
     else if (o->quant && !strcmp(o->quant, "q4"))
         *quant = KQ_Q4;
-    else if (o->quant && strcmp(o->quant, "none") && *o->quant)
+    else if (o->quant && strcmp(o->quant, "none") != 0 && *o->quant)
         return ax_fail(err, AX_EINVAL, "unknown quantisation '%s' (use none, q8 or q4)", o->quant);
     if (!o->kv_type || !strcmp(o->kv_type, "f16"))
         c->kv_f16 = 1;

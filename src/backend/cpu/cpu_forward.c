@@ -184,12 +184,14 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
     const float *sn = c->rope_sin + (size_t)c->t_pos[t] * (D / 2);
     float *q = c->q + (size_t)t * NH * D, *k = c->k + (size_t)t * KV * D;
     for (int h = 0; h < NH; h++) {
-        kern_rmsnorm(q + h * D, L->q_norm, D, eps, q + h * D);
-        kern_rope(q + h * D, cs, sn, D);
+        float *qh = q + (size_t)h * D;
+        kern_rmsnorm(qh, L->q_norm, D, eps, qh);
+        kern_rope(qh, cs, sn, D);
     }
     for (int h = 0; h < KV; h++) {
-        kern_rmsnorm(k + h * D, L->k_norm, D, eps, k + h * D);
-        kern_rope(k + h * D, cs, sn, D);
+        float *kh = k + (size_t)h * D;
+        kern_rmsnorm(kh, L->k_norm, D, eps, kh);
+        kern_rope(kh, cs, sn, D);
     }
     int layer = (int)(L - c->layers);
     store_kv(c, kv_row(c, c->kcache, c->t_slot[t], layer, c->t_pos[t]), k);
@@ -214,14 +216,14 @@ static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
     const uint8_t *vb = kv_row(c, c->vcache, slot, layer, 0) + off;
     for (int j = 0; j <= pos; j++)
         s[j] = scale * (c->kv_f16 ? c->kt.dot_f16(q, (const uint16_t *)(kb + j * stride), D)
-                                  : c->kt.dot_f32(q, (const float *)(kb + j * stride), D));
+                                  : c->kt.dot_f32(q, (const float *)(const void *)(kb + j * stride), D));
     kern_softmax(s, pos + 1);
     memset(out, 0, (size_t)D * sizeof(float));
     for (int j = 0; j <= pos; j++) {
         if (c->kv_f16)
             c->kt.axpy_f16(s[j], (const uint16_t *)(vb + j * stride), out, D);
         else
-            c->kt.axpy_f32(s[j], (const float *)(vb + j * stride), out, D);
+            c->kt.axpy_f32(s[j], (const float *)(const void *)(vb + j * stride), out, D);
     }
 }
 

@@ -16,7 +16,7 @@ enum wt { W_F32, W_BF16, W_F16 };
 AI __m512 load16(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return _mm512_loadu_ps((const float *)row + i);
+    case W_F32: return _mm512_loadu_ps((const float *)(const void *)row + i);
     case W_BF16: {
         __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i));
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -30,7 +30,7 @@ AI __m512 load16(enum wt wt, const uint8_t *row, int i)
 AI float load1(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return ((const float *)row)[i];
+    case W_F32: return ((const float *)(const void *)row)[i];
     case W_BF16: {
         uint32_t u = (uint32_t)((const uint16_t *)row)[i] << 16;
         float f;
@@ -56,7 +56,7 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
     }
 #pragma GCC unroll 4
     for (int j = 0; j < T; j++)
-        x[j] = (const float *)((const uint8_t *)a->x + (size_t)(t + j) * a->x_stride);
+        x[j] = (const float *)(const void *)((const uint8_t *)a->x + (size_t)(t + j) * a->x_stride);
     int k16 = a->k & ~15;
     for (int e = 0; e < k16; e += 16) {
         __m512 xv[4];
