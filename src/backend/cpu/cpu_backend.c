@@ -9,7 +9,6 @@
 #include "backend/cpu/cpu.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,34 +54,27 @@ static void ctx_free(void *vctx)
 struct quant_job {
     const struct model_tensor *src;
     enum kq_type src_type, dst_type;
-    int rows, k;      /* rows of this slice */
-    int row0;         /* first row of this slice */
+    int k;
+    int row0;   /* first row of this slice; items are rows from here */
     uint8_t *dst;
     float *tmp; /* [n_threads][k] */
-    atomic_int next;
 };
 
 /* Rows quantised per pool job; the source pages of each slice are dropped
  * right after it, so at most one slice of the original is resident. */
 #define QUANT_SLICE_BYTES (16u << 20)
 
-static void quant_worker(void *vj, int ith, int nth)
+static void quant_item(void *vj, int i, int ith)
 {
-    (void)nth;
-    struct quant_job *j = vj;
+    const struct quant_job *j = vj;
     float *tmp = j->tmp + (size_t)ith * j->k;
     size_t sb = kq_row_bytes(j->src_type, j->k), db = kq_row_bytes(j->dst_type, j->k);
-    for (;;) {
-        int r = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (r >= j->rows)
-            return;
-        r += j->row0;
-        kern_row_to_f32(j->src_type, (const uint8_t *)j->src->data + (size_t)r * sb, j->k, tmp);
-        if (j->dst_type == KQ_Q8)
-            kern_quant_row_q8(tmp, j->k, j->dst + (size_t)r * db);
-        else
-            kern_quant_row_q4(tmp, j->k, j->dst + (size_t)r * db);
-    }
+    size_t r = (size_t)j->row0 + (size_t)i;
+    kern_row_to_f32(j->src_type, (const uint8_t *)j->src->data + r * sb, j->k, tmp);
+    if (j->dst_type == KQ_Q8)
+        kern_quant_row_q8(tmp, j->k, j->dst + r * db);
+    else
+        kern_quant_row_q4(tmp, j->k, j->dst + r * db);
 }
 
 /* After a tensor has been converted its mapped pages are never read again
@@ -150,8 +142,8 @@ static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const c
         int slice = (int)(QUANT_SLICE_BYTES / sb) + 1;
         for (int r0 = 0; r0 < rows; r0 += slice) {
             int n = rows - r0 < slice ? rows - r0 : slice;
-            struct quant_job j = {&t, st, quant, n, k, r0, dst, tmp, 0};
-            pool_run(c->pool, quant_worker, &j);
+            struct quant_job j = {&t, st, quant, k, r0, dst, tmp};
+            pool_for(c->pool, n, quant_item, &j);
             drop_pages((const uint8_t *)t.data + (size_t)r0 * sb, (size_t)n * sb);
         }
         ax_free(tmp);
