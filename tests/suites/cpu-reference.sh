@@ -2,7 +2,7 @@
 # cpu-reference.sh - the CPU backend against the independent numpy Qwen3
 # reference (tests/ref/qwen3_ref.py) on synthetic checkpoints of several
 # shapes: GQA, MHA and MQA; head_dim != hidden/heads; tied and untied;
-# f32 and bf16; one sharded. For each: greedy `axserve generate` with the
+# f32, bf16 and f16 tensors; one sharded. For each: greedy `axserve generate` with the
 # top-5 log-probabilities, teacher-forced through the reference.
 #   unquantised (f16 and f32 KV cache): top-5 logprobs within 2e-3, every
 #     greedy token the reference's argmax (up to ties within 2e-3)
@@ -35,6 +35,9 @@ model gqa4-bf16-sharded --hidden 64 --layers 2 --heads 8 --kv-heads 2 --head-dim
     --intermediate 224 --dtype bf16 --tied 0 --vocab 1536 --seed 3 --shards 3
 model mqa-f32-rect --hidden 160 --layers 2 --heads 4 --kv-heads 1 --head-dim 64 \
     --intermediate 352 --dtype f32 --tied 1 --vocab 3000 --seed 4
+# F16 tensors: the untied f32 model with every tensor rewritten as F16
+[ -f "$D/mha-f16-untied/config.json" ] ||
+    $PY tests/ref/to_f16.py "$D/mha-f32-untied" "$D/mha-f16-untied"
 
 P=5,17,300,42,7,99,1,3,900,8,9,10,11,12,13,14,15,16,17,18,19,20
 N=24
@@ -70,7 +73,7 @@ gen() { # out model args...
         { echo "FAIL generate $m $*"; cat "$o.log"; fail=1; }
 }
 
-for m in gqa-bf16-tied mha-f32-untied gqa4-bf16-sharded mqa-f32-rect; do
+for m in gqa-bf16-tied mha-f32-untied gqa4-bf16-sharded mqa-f32-rect mha-f16-untied; do
     gen "$T/$m.json" $m --threads 2
     check "$m kv f16" $m "$T/$m.json"
     gen "$T/$m.f32.json" $m --kv f32 --threads 1
