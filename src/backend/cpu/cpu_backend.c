@@ -417,9 +417,10 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
     return AX_OK;
 }
 
-/* Bytes of weight matrices one decode token reads (for the bench). */
 size_t cpu_backend_weight_bytes(const struct backend *b)
 {
+    if (!b || b->ops != &cpu_ops)
+        return 0;
     const struct cpu_ctx *c = b->ctx;
-    return c && c->magic == CPU_MAGIC ? c->weight_bytes : 0;
+    return c->magic == CPU_MAGIC ? c->weight_bytes : 0;
 }
