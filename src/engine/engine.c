@@ -698,6 +698,8 @@ static long find_stop(const struct eng_req *q, const char *h, size_t n)
 static size_t stop_prefix_tail(const struct eng_req *q, const char *h, size_t n)
 {
     size_t best = 0;
+    if (!h || !n)
+        return 0;
     for (int i = 0; i < q->n_stop; i++) {
         size_t sl = q->stop_len[i];
         size_t k = sl - 1 < n ? sl - 1 : n;
@@ -975,7 +977,7 @@ static enum ax_err alloc_state(struct eng *e, char *err)
     e->logits = ax_mallocarray(rows, sizeof *e->logits);
     e->raw = ax_mallocarray((size_t)l->n_vocab, sizeof *e->raw);
     e->seqs = ax_calloc((size_t)l->max_batch, sizeof *e->seqs);
-    e->seq_req = ax_calloc((size_t)l->max_batch, sizeof *e->seq_req);
+    e->seq_req = ax_calloc((size_t)l->max_batch, sizeof(struct eng_req *));
     if (!e->slots || !e->logits || !e->raw || !e->seqs || !e->seq_req)
         return ax_fail(err, AX_ENOMEM, "engine: out of memory for %d slots x %d vocab",
                        l->n_slots, l->n_vocab);

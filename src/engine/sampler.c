@@ -343,7 +343,7 @@ float sampler_logprobs(const struct sampler *s, const float *logits, int32_t cho
     double z = 0.0;
     for (int i = 0; i < n; i++)
         z += exp((double)logits[i] - vmax);
-    double lse = vmax + log(z);
+    double lse = vmax + log(z > 0.0 ? z : 1.0); /* z >= 1: the max adds exp(0) */
     /* Insertion into a small sorted array: most logits fail the first test. */
     int have = 0;
     for (int i = 0; i < n && n_top > 0; i++) {

@@ -343,8 +343,8 @@ static const char *PROMPTS[] = {
     "Alice wrote a long letter about the garden and the weather in spring.",
     "Bob asks: what is the capital of France? Answer briefly.",
     "Carol: list three colours.",
-    "Dave says hello to everyone in the room, one by one, slowly and with great care, "
-    "making sure that nobody is missed and that every single person hears the greeting.",
+    ("Dave says hello to everyone in the room, one by one, slowly and with great care, "
+     "making sure that nobody is missed and that every single person hears the greeting."),
     "Eve",
 };
 
@@ -945,6 +945,52 @@ static void shutdown_with_requests_in_flight(void **state)
     mock_free(m);
 }
 
+/* Every allocation of eng_create and eng_submit may fail: each run gives a
+ * working engine or request, or a clean AX_ENOMEM (leaks: LSan). */
+static void allocation_failures_are_clean(void **state)
+{
+    (void)state;
+    struct mock *m = mock_new(2, 256, 2, 16);
+    struct eng_config cfg = {.queue_max = 4, .eos = &EOS, .n_eos = 1};
+    char err[AX_ERRLEN];
+    int ok_create = 0, ok_submit = 0;
+    for (long n = 0; n < 40; n++) {
+        struct eng *e;
+        ax_mem_fail_after(n);
+        enum ax_err rc = eng_create(&cfg, &m->b, T, &e, err);
+        ax_mem_fail_after(-1);
+        if (rc != AX_OK) {
+            assert_int_equal(rc, AX_ENOMEM);
+            continue;
+        }
+        ok_create++;
+        eng_free(e);
+    }
+    struct eng *e = eng_new(m, 4, 0);
+    struct gen_request r = req_text("An allocation may fail anywhere here.", 3);
+    r.stop[0] = "zz";
+    r.n_stop = 1;
+    for (long n = 0; n < 40; n++) {
+        struct eng_req *q;
+        ax_mem_fail_after(n);
+        enum ax_err rc = eng_submit(e, &r, &q, err);
+        ax_mem_fail_after(-1);
+        if (rc != AX_OK) {
+            assert_int_equal(rc, AX_ENOMEM);
+            continue;
+        }
+        ok_submit++;
+        struct run out;
+        collect(q, &out);
+        assert_int_equal(out.done.finish, ENG_FINISH_LENGTH);
+        eng_req_free(q);
+    }
+    assert_true(ok_create > 0 && ok_create < 40);
+    assert_true(ok_submit > 0 && ok_submit < 40);
+    eng_free(e);
+    mock_free(m);
+}
+
 /* ---- the real CPU backend ---------------------------------------------------- */
 
 /* Continuous batching on the CPU backend: four streams sharing forward
@@ -1040,6 +1086,7 @@ int main(void)
         cmocka_unit_test(cancel_mid_decode),
         cmocka_unit_test(backend_failure_fails_requests_only),
         cmocka_unit_test(shutdown_with_requests_in_flight),
+        cmocka_unit_test(allocation_failures_are_clean),
         cmocka_unit_test(cpu_backend_batched_equals_solo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
