@@ -13,6 +13,7 @@
  * answer - for tests. Usage notes and errors go to stderr. */
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,15 @@ static void usage(FILE *f)
             "Chat on the terminal; one line per message. Commands: /reset, /think,\n"
             "/no_think, /help, /quit (or end of input). Sampling defaults come from the\n"
             "model's generation_config.json, else the Qwen3 recommendations for the mode.\n");
+}
+
+/* Ctrl-C stops the answer being written, not the program. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
 }
 
 /* ---- arguments ----------------------------------------------------------- */
@@ -272,7 +282,14 @@ static enum ax_err stream(struct chat *c, struct eng_req *q, struct chat_parser 
 {
     struct eng_event ev;
     enum ax_err rc;
-    while ((rc = eng_next(q, &ev, -1)) == AX_OK) {
+    interrupted = 0;
+    while ((rc = eng_next(q, &ev, 100)) == AX_OK || rc == AX_EBUSY) {
+        if (interrupted) {
+            eng_cancel(q); /* DONE (cancel) follows within a token */
+            interrupted = 0;
+        }
+        if (rc == AX_EBUSY)
+            continue;
         if ((rc = show(c, p, ev.text, ev.text_len, err)) != AX_OK)
             return rc;
         if (ev.kind == ENG_EV_DONE) {
@@ -318,6 +335,8 @@ static enum ax_err turn(struct chat *c, const char *line, size_t len, char *err)
     if (rc == AX_OK)
         rc = stream(c, q, p, &done, err);
     set_reasoning(c, 0);
+    if (rc == AX_OK && done.finish == ENG_FINISH_CANCEL)
+        fprintf(stderr, "[stopped]\n");
     if (rc == AX_OK && done.finish == ENG_FINISH_ERROR)
         rc = ax_fail(err, done.code, "%s", done.message);
     fputc('\n', stdout);
@@ -412,6 +431,11 @@ int cli_chat(int argc, char **argv)
         return 1;
     }
     reset(&c);
+    if (isatty(0)) {
+        struct sigaction sa = {.sa_handler = on_sigint};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+    }
     int status = loop(&c);
     close_all(&c);
     return status;
