@@ -11,6 +11,8 @@
 
 #include "util/mem.h"
 
+#define SMALL_K 64 /* top_k up to this uses the one-pass selection */
+
 struct cand {
     float v;    /* temperature-scaled logit */
     int32_t id;
@@ -229,6 +231,35 @@ static int apply_top_k(struct cand *c, int n, int k)
     return m;
 }
 
+/* Small top_k straight from the raw logits (a positive temperature keeps
+ * their order): one pass keeps the k best in a small sorted array - most
+ * logits fail the first comparison - and a second gathers every logit >=
+ * the k-th, ties included as HF keeps them. Returns the candidate count. */
+static int gather_top_k(struct sampler *s, const float *logits, int k, float temp)
+{
+    struct cand best[SMALL_K];
+    int have = 0;
+    for (int i = 0; i < s->n_vocab; i++) {
+        struct cand x = {logits[i], i};
+        if (!(x.v > -INFINITY) || (have == k && !before(&x, &best[k - 1])))
+            continue;
+        int j = have < k ? have++ : k - 1;
+        while (j > 0 && before(&x, &best[j - 1])) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = x;
+    }
+    if (have == 0)
+        return 0;
+    float thr = best[have - 1].v;
+    int n = 0;
+    for (int i = 0; i < s->n_vocab; i++)
+        if (logits[i] >= thr)
+            s->c[n++] = (struct cand){logits[i] / temp, i};
+    return n;
+}
+
 /* Sum of exp(v - vmax) over c[0..n). */
 static double mass(const struct cand *c, int n, float vmax)
 {
@@ -238,28 +269,48 @@ static double mass(const struct cand *c, int n, float vmax)
     return z;
 }
 
-/* top_p over a sorted prefix: sorts only as many candidates as the
- * nucleus needs, growing the sorted prefix 4x at a time. */
+/* Buckets of (vmax - v) for top_p: BUCKETS_PER_UNIT per logit unit, the
+ * last bucket taking everything further down. */
+#define N_BUCKETS 256
+#define BUCKETS_PER_UNIT 8.0f
+
+static int bucket_of(float v, float vmax)
+{
+    float d = (vmax - v) * BUCKETS_PER_UNIT;
+    return d < (float)(N_BUCKETS - 1) ? (int)d : N_BUCKETS - 1;
+}
+
+/* top_p: keeps the most probable candidates while the mass before them is
+ * < top_p. Only the candidates in the top buckets that hold top_p of the
+ * mass are sorted (a histogram pass finds them), not the whole vocabulary. */
 static int apply_top_p(struct cand *c, int n, float top_p, float vmax)
 {
-    double z = mass(c, n, vmax);
-    int sorted = 0;
-    for (int m = n < 256 ? n : 256;; m = m * 4 < n ? m * 4 : n) {
-        if (m > sorted) {
-            if (m < n)
-                select_top(c + sorted, n - sorted, m - sorted);
-            qsort(c + sorted, (size_t)(m - sorted), sizeof *c, cmp_cand);
-            sorted = m;
-        }
-        double cum = 0.0;
-        for (int i = 0; i < m; i++) {
-            if (cum >= top_p)
-                return i > 0 ? i : 1;
-            cum += exp((double)c[i].v - vmax) / z;
-        }
-        if (m == n)
-            return n;
+    double mass[N_BUCKETS] = {0}, z = 0.0;
+    for (int i = 0; i < n; i++) {
+        double p = exp((double)c[i].v - vmax);
+        mass[bucket_of(c[i].v, vmax)] += p;
+        z += p;
     }
+    int last = 0;
+    for (double cum = 0.0; last < N_BUCKETS - 1; last++) {
+        cum += mass[last];
+        if (cum >= top_p * z)
+            break;
+    }
+    if (last < N_BUCKETS - 1)
+        last++; /* one bucket of slack against rounding in the sums */
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (bucket_of(c[i].v, vmax) <= last)
+            swap_cand(&c[m++], &c[i]);
+    qsort(c, (size_t)m, sizeof *c, cmp_cand);
+    double cum = 0.0;
+    for (int i = 0; i < m; i++) {
+        if (cum >= top_p)
+            return i > 0 ? i : 1;
+        cum += exp((double)c[i].v - vmax) / z;
+    }
+    return m;
 }
 
 /* min_p: p_i >= min_p * p_max  <=>  v_i >= vmax + log(min_p). */
@@ -294,15 +345,19 @@ int sampler_filter(struct sampler *s, const float *logits, const struct sampler_
     }
     /* Masked (-inf) and NaN logits never become candidates. */
     int n = 0;
-    for (int i = 0; i < s->n_vocab; i++)
-        if (logits[i] > -INFINITY)
-            s->c[n++] = (struct cand){logits[i] / p->temperature, i};
+    if (p->top_k > 0 && p->top_k <= SMALL_K) {
+        n = gather_top_k(s, logits, p->top_k, p->temperature);
+    } else {
+        for (int i = 0; i < s->n_vocab; i++)
+            if (logits[i] > -INFINITY)
+                s->c[n++] = (struct cand){logits[i] / p->temperature, i};
+        n = n ? apply_top_k(s->c, n, p->top_k) : 0;
+    }
     if (n == 0) {
         s->ids[0] = argmax(logits, s->n_vocab);
         s->probs[0] = 1.0f;
         return 1;
     }
-    n = apply_top_k(s->c, n, p->top_k);
     float vmax = max_v(s->c, n);
     if (p->top_p > 0.0f && p->top_p < 1.0f)
         n = apply_top_p(s->c, n, p->top_p, vmax);
