@@ -105,7 +105,7 @@ struct eng_event {
 
 struct eng_config {
     int queue_max;    /* requests waiting + running before AX_EBUSY (0 = 4 * slots) */
-    int max_prompt;   /* 0 = backend n_ctx */
+    int max_prompt;   /* 0 = n_ctx - 1 (the backend context less one answer token) */
     const int32_t *eos; /* end tokens */
     int n_eos;
 };

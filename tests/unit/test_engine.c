@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "backend/backend.h"
@@ -782,6 +783,42 @@ static void logprobs_are_reported(void **state)
 
 /* ---- tests: queue, cancellation, failure, shutdown --------------------------- */
 
+/* A reader that lags: the engine never waits for it; the event queue
+ * compacts what was read and grows, and nothing is lost or reordered. */
+static void slow_reader_loses_nothing(void **state)
+{
+    (void)state;
+    struct gen_request r = req_text("Write a long story about a lighthouse.", 120);
+    struct run ref, got;
+    run_solo(&r, 512, &ref);
+    struct mock *m = mock_new(1, 512, 1, 64);
+    struct eng *e = eng_new(m, 4, 0);
+    mock_gate(m, 10);
+    struct eng_req *q = submit(e, &r);
+    mock_wait_blocked(m);
+    memset(&got, 0, sizeof got);
+    struct eng_event ev;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(eng_next(q, &ev, WAIT_MS), AX_OK);
+        take(&got, &ev);
+    }
+    mock_gate(m, 40); /* fills the first 32-event block: compaction */
+    mock_wait_blocked(m);
+    mock_gate(m, -1); /* the rest while nobody reads: growth */
+    struct eng_stats st;
+    for (eng_get_stats(e, &st); st.requests_running > 0; eng_get_stats(e, &st))
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    do {
+        assert_int_equal(eng_next(q, &ev, WAIT_MS), AX_OK);
+        take(&got, &ev);
+    } while (ev.kind != ENG_EV_DONE);
+    same_run(&ref, &got);
+    assert_int_equal(got.n, 120);
+    eng_req_free(q);
+    eng_free(e);
+    mock_free(m);
+}
+
 static void queue_full_is_busy(void **state)
 {
     (void)state;
@@ -1081,6 +1118,7 @@ int main(void)
         cmocka_unit_test(eos_and_ignore_eos),
         cmocka_unit_test(context_limits),
         cmocka_unit_test(logprobs_are_reported),
+        cmocka_unit_test(slow_reader_loses_nothing),
         cmocka_unit_test(queue_full_is_busy),
         cmocka_unit_test(cancel_mid_prefill),
         cmocka_unit_test(cancel_mid_decode),
