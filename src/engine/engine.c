@@ -9,6 +9,7 @@
  * never the reverse. It does not parse JSON or render templates. */
 #include "engine/engine.h"
 
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -365,6 +366,7 @@ static enum ax_err enqueue(struct eng *e, struct eng_req *q, char *err)
 enum ax_err eng_submit_ex(struct eng *e, const struct gen_request *r, struct eng_req **out,
                           struct eng_submit_info *info, char *err)
 {
+    assert(e && e->magic == ENG_MAGIC && r && out);
     struct eng_submit_info dummy;
     if (!info)
         info = &dummy;
@@ -443,6 +445,7 @@ static void fill_event(struct eng_req *q, const struct qev *x, struct eng_event 
 
 enum ax_err eng_next(struct eng_req *q, struct eng_event *ev, int timeout_ms)
 {
+    assert(q && q->magic == REQ_MAGIC && ev);
     enum ax_err rc = AX_OK;
     pthread_mutex_lock(&q->mu);
     while (q->ev_head == q->ev_n) {
@@ -468,6 +471,7 @@ out:
 
 void eng_cancel(struct eng_req *q)
 {
+    assert(!q || q->magic == REQ_MAGIC);
     if (q)
         atomic_store(&q->cancel, 1);
 }
@@ -476,6 +480,7 @@ void eng_req_free(struct eng_req *q)
 {
     if (!q)
         return;
+    assert(q->magic == REQ_MAGIC);
     atomic_store(&q->cancel, 1);
     pthread_mutex_lock(&q->mu);
     q->client_gone = 1;
@@ -1053,6 +1058,7 @@ void eng_free(struct eng *e)
 {
     if (!e)
         return;
+    assert(e->magic == ENG_MAGIC);
     pthread_mutex_lock(&e->mu);
     e->stop = 1;
     pthread_cond_signal(&e->cv);
@@ -1079,6 +1085,7 @@ void eng_free(struct eng *e)
 
 void eng_get_stats(struct eng *e, struct eng_stats *s)
 {
+    assert(e && e->magic == ENG_MAGIC);
     pthread_mutex_lock(&e->mu);
     *s = e->st;
     s->slots_used = (int)e->st.requests_running;
