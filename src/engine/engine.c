@@ -1018,7 +1018,7 @@ static void configure(struct eng *e, const struct eng_config *cfg)
         e->eos[e->n_eos++] = cfg->eos[i];
     e->st.slots_total = e->lim.n_slots;
     e->st.queue_max = cfg->queue_max > 0 ? cfg->queue_max : 4 * e->lim.n_slots;
-    e->st.healthy = 1;
+    e->st.healthy = e->b->ops->healthy ? e->b->ops->healthy(e->b->ctx) : 1;
 }
 
 enum ax_err eng_create(const struct eng_config *cfg, struct backend *b, const struct tok *t,
