@@ -8,7 +8,10 @@
 # greedy loop over the backend, recomputing every prompt from scratch) ->
 # `axserve detokenize --skip-special`. Three turns: turns 2 and 3 reuse the
 # KV cache of the previous turns (cached tokens > 0 is checked), so a KV
-# rollback or position mistake shows up as a different answer.
+# position mistake shows up as a different answer. Then /think and /reset
+# and the first message again: the slot still holds the longer
+# conversation, the engine rolls it back to the common prefix and must
+# answer exactly as in turn 1.
 set -eu
 AX=${AX:-build/axserve}
 M=${MODEL:-build/models/default}
@@ -17,7 +20,7 @@ N=12
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-printf 'Hello there\nTell me more about it.\n/no_think\nAnd a third question?\n' >"$tmp/in"
+printf 'Hello there\nTell me more about it.\n/no_think\nAnd a third question?\n/think\n/reset\nHello there\n' >"$tmp/in"
 $AX chat -m "$M" --raw --temperature 0 -n $N <"$tmp/in" >"$tmp/chat.out" 2>"$tmp/chat.err"
 cat "$tmp/chat.err"
 
@@ -45,6 +48,7 @@ PYEOF
     $AX detokenize -m "$M" --skip-special <"$tmp/toks.json" >"$tmp/reply.txt"
     cat "$tmp/reply.txt" >>"$tmp/want"
     printf '\n' >>"$tmp/want"
+    [ $turn -eq 1 ] && cp "$tmp/reply.txt" "$tmp/reply1.txt"
     $PY - "$tmp/history.json" "$msg" "$tmp/reply.txt" <<'PYEOF'
 import json, sys
 hist = json.load(open(sys.argv[1]))
@@ -54,6 +58,8 @@ json.dump(hist, open(sys.argv[1], "w"))
 PYEOF
 done
 
+cat "$tmp/reply1.txt" >>"$tmp/want" # after /reset
+printf '\n' >>"$tmp/want"
 if ! cmp "$tmp/chat.out" "$tmp/want"; then
     echo "engine: chat output differs from the generate reference"
     echo "--- chat"; od -c "$tmp/chat.out" | head -20
@@ -63,11 +69,12 @@ fi
 # Turns 2 and 3 continued the first turn's slot.
 cached=$(sed -n 's/.*(\([0-9]*\) cached).*/\1/p' "$tmp/chat.err" | tr '\n' ' ')
 set -- $cached
-[ $# -eq 3 ] && [ "$1" -eq 0 ] && [ "$2" -gt 0 ] && [ "$3" -gt "$2" ] || {
+[ $# -eq 4 ] && [ "$1" -eq 0 ] && [ "$2" -gt 0 ] && [ "$3" -gt "$2" ] && [ "$4" -gt 0 ] &&
+    [ "$4" -lt "$2" ] || {
     echo "engine: unexpected cached token counts: $cached"
     exit 1
 }
-echo "engine: 3 chat turns equal generate+detokenize ($(wc -c <"$tmp/want") bytes), cached: $cached"
+echo "engine: 4 chat turns (one after /reset) equal generate+detokenize ($(wc -c <"$tmp/want") bytes), cached: $cached"
 
 # The sanitized build: same conversation, no leaks or errors.
 if [ -x build/asan/axserve ]; then
