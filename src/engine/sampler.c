@@ -260,15 +260,6 @@ static int gather_top_k(struct sampler *s, const float *logits, int k, float tem
     return n;
 }
 
-/* Sum of exp(v - vmax) over c[0..n). */
-static double mass(const struct cand *c, int n, float vmax)
-{
-    double z = 0.0;
-    for (int i = 0; i < n; i++)
-        z += exp((double)c[i].v - vmax);
-    return z;
-}
-
 /* Buckets of (vmax - v) for top_p: BUCKETS_PER_UNIT per logit unit, the
  * last bucket taking everything further down. */
 #define N_BUCKETS 256
@@ -280,29 +271,23 @@ static int bucket_of(float v, float vmax)
     return d < (float)(N_BUCKETS - 1) ? (int)d : N_BUCKETS - 1;
 }
 
-/* top_p: keeps the most probable candidates while the mass before them is
- * < top_p. Only the candidates in the top buckets that hold top_p of the
- * mass are sorted (a histogram pass finds them), not the whole vocabulary. */
-static int apply_top_p(struct cand *c, int n, float top_p, float vmax)
+/* The last histogram bucket needed to hold top_p of the mass z, plus one
+ * of slack against rounding in the sums. */
+static int last_bucket(const double *mass, double z, float top_p)
 {
-    double mass[N_BUCKETS] = {0}, z = 0.0;
-    for (int i = 0; i < n; i++) {
-        double p = exp((double)c[i].v - vmax);
-        mass[bucket_of(c[i].v, vmax)] += p;
-        z += p;
-    }
     int last = 0;
     for (double cum = 0.0; last < N_BUCKETS - 1; last++) {
         cum += mass[last];
         if (cum >= top_p * z)
             break;
     }
-    if (last < N_BUCKETS - 1)
-        last++; /* one bucket of slack against rounding in the sums */
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (bucket_of(c[i].v, vmax) <= last)
-            swap_cand(&c[m++], &c[i]);
+    return last < N_BUCKETS - 1 ? last + 1 : last;
+}
+
+/* Sorts c[0..m) (a superset of the nucleus) and keeps the most probable
+ * while the mass before them is < top_p; z is the mass of all candidates. */
+static int nucleus(struct cand *c, int m, double z, float top_p, float vmax)
+{
     qsort(c, (size_t)m, sizeof *c, cmp_cand);
     double cum = 0.0;
     for (int i = 0; i < m; i++) {
@@ -311,6 +296,55 @@ static int apply_top_p(struct cand *c, int n, float top_p, float vmax)
         cum += exp((double)c[i].v - vmax) / z;
     }
     return m;
+}
+
+/* top_p over candidates: only those in the top buckets that hold top_p of
+ * the mass are sorted (a histogram pass finds them), not all of them. */
+static int apply_top_p(struct cand *c, int n, float top_p, float vmax)
+{
+    double mass[N_BUCKETS] = {0}, z = 0.0;
+    for (int i = 0; i < n; i++) {
+        double p = expf(c[i].v - vmax);
+        mass[bucket_of(c[i].v, vmax)] += p;
+        z += p;
+    }
+    int last = last_bucket(mass, z, top_p), m = 0;
+    for (int i = 0; i < n; i++)
+        if (bucket_of(c[i].v, vmax) <= last)
+            swap_cand(&c[m++], &c[i]);
+    return nucleus(c, m, z, top_p, vmax);
+}
+
+/* top_p straight from the raw logits (no top_k before it): the histogram
+ * pass reads the logits and only the nucleus' buckets become candidates,
+ * so the whole vocabulary is never copied or sorted. */
+static int gather_top_p(struct sampler *s, const float *logits, float top_p, float temp)
+{
+    float lmax = -INFINITY;
+    for (int i = 0; i < s->n_vocab; i++)
+        if (logits[i] > lmax)
+            lmax = logits[i];
+    if (!(lmax > -INFINITY))
+        return 0;
+    float vmax = lmax / temp;
+    double mass[N_BUCKETS] = {0}, z = 0.0;
+    for (int i = 0; i < s->n_vocab; i++) {
+        if (!(logits[i] > -INFINITY))
+            continue;
+        float v = logits[i] / temp;
+        double p = expf(v - vmax);
+        mass[bucket_of(v, vmax)] += p;
+        z += p;
+    }
+    /* Buckets 0..last are v > vmax - (last + 1) / BUCKETS_PER_UNIT; test
+     * the raw logit against that bound, lowered a little so rounding can
+     * only add candidates (a superset of the nucleus is all it needs). */
+    int last = last_bucket(mass, z, top_p), m = 0;
+    float thr = (vmax - ((float)last + 1.05f) / BUCKETS_PER_UNIT) * temp;
+    for (int i = 0; i < s->n_vocab; i++)
+        if (logits[i] >= thr)
+            s->c[m++] = (struct cand){logits[i] / temp, i};
+    return nucleus(s->c, m, z, top_p, vmax);
 }
 
 /* min_p: p_i >= min_p * p_max  <=>  v_i >= vmax + log(min_p). */
@@ -344,9 +378,12 @@ int sampler_filter(struct sampler *s, const float *logits, const struct sampler_
         return 1;
     }
     /* Masked (-inf) and NaN logits never become candidates. */
-    int n = 0;
+    int n = 0, top_p = p->top_p > 0.0f && p->top_p < 1.0f;
     if (p->top_k > 0 && p->top_k <= SMALL_K) {
         n = gather_top_k(s, logits, p->top_k, p->temperature);
+    } else if (p->top_k <= 0 && top_p) {
+        n = gather_top_p(s, logits, p->top_p, p->temperature);
+        top_p = 0; /* done */
     } else {
         for (int i = 0; i < s->n_vocab; i++)
             if (logits[i] > -INFINITY)
@@ -359,15 +396,19 @@ int sampler_filter(struct sampler *s, const float *logits, const struct sampler_
         return 1;
     }
     float vmax = max_v(s->c, n);
-    if (p->top_p > 0.0f && p->top_p < 1.0f)
+    if (top_p)
         n = apply_top_p(s->c, n, p->top_p, vmax);
     if (p->min_p > 0.0f && p->min_p <= 1.0f)
         n = apply_min_p(s->c, n, p->min_p, vmax);
-    double z = mass(s->c, n, vmax);
+    double z = 0.0;
     for (int i = 0; i < n; i++) {
         s->ids[i] = s->c[i].id;
-        s->probs[i] = (float)(exp((double)s->c[i].v - vmax) / z);
+        s->probs[i] = expf(s->c[i].v - vmax);
+        z += s->probs[i];
     }
+    float inv = (float)(1.0 / z);
+    for (int i = 0; i < n; i++)
+        s->probs[i] *= inv;
     return n;
 }
 
