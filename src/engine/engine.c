@@ -27,7 +27,6 @@
 
 #define ENG_MAGIC 0x454e4731u
 #define REQ_MAGIC 0x52455131u
-#define STOP_LEN_MAX 512         /* bytes per stop string */
 #define HELD_MAX (1u << 20)      /* held-back text; a stop prefix plus one token */
 #define TEXT_MAX (64u << 20)     /* queued event text per request */
 #define DEFAULT_CHUNK 512
@@ -220,8 +219,8 @@ static enum ax_err check_params(const struct gen_request *r, char *err)
     const struct sampler_params *p = &r->sp;
     if (!(p->temperature >= 0.0f && p->temperature <= 100.0f))
         return ax_fail(err, AX_EINVAL, "temperature must be in [0, 100]");
-    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
-        return ax_fail(err, AX_EINVAL, "top_p must be in (0, 1]");
+    if (!(p->top_p >= 0.0f && p->top_p <= 1.0f))
+        return ax_fail(err, AX_EINVAL, "top_p must be in [0, 1] (0 keeps only the most likely token)");
     if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
         return ax_fail(err, AX_EINVAL, "min_p must be in [0, 1]");
     if (p->top_k < 0)
@@ -234,8 +233,8 @@ static enum ax_err check_params(const struct gen_request *r, char *err)
         return ax_fail(err, AX_EINVAL, "at most %d stop strings", ENG_MAX_STOP);
     for (int i = 0; i < r->n_stop; i++) {
         size_t n = r->stop[i] ? strlen(r->stop[i]) : 0;
-        if (n == 0 || n > STOP_LEN_MAX)
-            return ax_fail(err, AX_EINVAL, "stop[%d] must be 1..%d bytes", i, STOP_LEN_MAX);
+        if (n == 0 || n > ENG_MAX_STOP_LEN)
+            return ax_fail(err, AX_EINVAL, "stop[%d] must be 1..%d bytes", i, ENG_MAX_STOP_LEN);
     }
     if (r->top_logprobs < 0 || r->top_logprobs > ENG_MAX_TOP)
         return ax_fail(err, AX_EINVAL, "top_logprobs must be in [0, %d]", ENG_MAX_TOP);

@@ -29,6 +29,7 @@
 #include "util/err.h"
 
 #define ENG_MAX_STOP 8      /* stop strings per request */
+#define ENG_MAX_STOP_LEN 512 /* bytes per stop string (1..this) */
 #define ENG_MAX_TOP 20      /* top_logprobs ceiling */
 
 struct backend;
@@ -38,7 +39,7 @@ struct eng_req;
 
 struct sampler_params {
     float temperature;        /* 0 = argmax */
-    float top_p;              /* 1 = off */
+    float top_p;              /* 1 = off, 0 = the most likely token only */
     float min_p;              /* 0 = off */
     int top_k;                /* 0 = off */
     float presence_penalty;   /* 0 = off */

@@ -378,7 +378,7 @@ int sampler_filter(struct sampler *s, const float *logits, const struct sampler_
         return 1;
     }
     /* Masked (-inf) and NaN logits never become candidates. */
-    int n = 0, top_p = p->top_p > 0.0f && p->top_p < 1.0f;
+    int n = 0, top_p = p->top_p >= 0.0f && p->top_p < 1.0f; /* 0: the top token only (HF) */
     if (p->top_k > 0 && p->top_k <= SMALL_K) {
         n = gather_top_k(s, logits, p->top_k, p->temperature);
     } else if (p->top_k <= 0 && top_p) {
