@@ -263,6 +263,10 @@ static enum ax_err load_prompt(struct eng *e, struct eng_req *q, const struct ge
                 return ax_fail(err, AX_ERANGE, "prompt token %zu is id %d, outside the model's "
                                "0..%d", i, (int)q->prompt[i], e->n_vocab - 1);
         q->n_prompt = (int)n;
+        /* The buffer was sized for one token per byte; keep what is used. */
+        int32_t *fit = ax_reallocarray(q->prompt, n ? n : 1, sizeof *fit);
+        if (fit)
+            q->prompt = fit;
         return AX_OK;
     }
     if (r->n_prompt_ids > (size_t)INT32_MAX / 2)
