@@ -116,18 +116,32 @@ static enum ax_err resolve(struct axcl_rt *rt, char *err)
 
 /* ---- finding the library --------------------------------------------- */
 
+/* Preloads the dependencies with RTLD_GLOBAL. The facts' order comes
+ * first; a library whose own dependency is not loaded yet fails and is
+ * retried on the next pass (releases differ: libaxcl_comm of V3.10 needs
+ * libaxcl_logger, which the facts list after it). */
 static void preload_deps(struct axcl_rt *rt, const char *dir)
 {
-    for (size_t i = 0; i < N_DEPS && rt->n_deps < 8; i++) {
-        char p[1100];
-        /* Already known to the loader (ld cache or loaded): nothing to do. */
-        void *h = dlopen(vendor_deps[i], RTLD_NOW | RTLD_GLOBAL);
-        if (!h) {
-            snprintf(p, sizeof p, "%s/%s", dir, vendor_deps[i]);
-            h = dlopen(p, RTLD_NOW | RTLD_GLOBAL);
+    int done[N_DEPS] = {0};
+    for (int pass = 0; pass < (int)N_DEPS; pass++) {
+        int progress = 0;
+        for (size_t i = 0; i < N_DEPS && rt->n_deps < 8; i++) {
+            if (done[i])
+                continue;
+            char p[1100];
+            /* Known to the loader already (ld cache or loaded): fine. */
+            void *h = dlopen(vendor_deps[i], RTLD_NOW | RTLD_GLOBAL);
+            if (!h) {
+                snprintf(p, sizeof p, "%s/%s", dir, vendor_deps[i]);
+                h = dlopen(p, RTLD_NOW | RTLD_GLOBAL);
+            }
+            if (h) {
+                rt->deps[rt->n_deps++] = h;
+                done[i] = progress = 1;
+            }
         }
-        if (h)
-            rt->deps[rt->n_deps++] = h;
+        if (!progress)
+            break;
     }
 }
 
