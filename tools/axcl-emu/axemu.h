@@ -21,7 +21,7 @@
     X(axclrtFreeHost, 0) X(axclrtMemset, 1) X(axclrtMemcpy, 1) X(axclrtCreateStream, 1)         \
     X(axclrtDestroyStream, 1) X(axclrtSynchronizeStream, 1) X(axclrtEngineInit, 1)             \
     X(axclrtEngineFinalize, 1) X(axclrtEngineLoadFromFile, 1) X(axclrtEngineUnload, 1)         \
-    X(axclrtEngineGetUsageFromModelId, 1) X(axclrtEngineCreateContext, 1)                      \
+    X(axclrtEngineGetUsageFromModelId, 1) X(axclrtEngineGetUsage, 0) X(axclrtEngineCreateContext, 1)                      \
     X(axclrtEngineGetIOInfo, 1) X(axclrtEngineDestroyIOInfo, 0)                                \
     X(axclrtEngineGetShapeGroupsCount, 0) X(axclrtEngineGetNumInputs, 0)                       \
     X(axclrtEngineGetNumOutputs, 0) X(axclrtEngineGetInputNameByIndex, 0)                      \

@@ -977,6 +977,26 @@ API int32_t axclrtEngineGetUsageFromModelId(uint64_t id, int64_t *sys, int64_t *
     return (int32_t)r;
 }
 
+/* Reads the header only: what loading the file would take. */
+API int32_t axclrtEngineGetUsage(const char *path, int64_t *sys, int64_t *cmm)
+{
+    pthread_mutex_lock(&lock);
+    count(AXEMU_C_axclrtEngineGetUsage, -1, 0);
+    struct axemu_header h;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    uint32_t r = (f && sys && cmm && fread(&h, sizeof h, 1, f) == 1 && emu_check_header(&h) == 0)
+                     ? 0
+                     : E_LOAD;
+    if (f)
+        fclose(f);
+    if (!r) {
+        *sys = 64 << 10;
+        *cmm = (int64_t)axemu_weight_count(&h) * 2;
+    }
+    pthread_mutex_unlock(&lock);
+    return (int32_t)r;
+}
+
 API int32_t axclrtEngineCreateContext(uint64_t id, uint64_t *ctx)
 {
     pthread_mutex_lock(&lock);

@@ -481,8 +481,13 @@ static enum ax_err load_post(struct card *c, char *err)
     return AX_OK;
 }
 
-static uint64_t file_size(const char *path)
+/* CMM a model will take: the runtime's own figure when it has
+ * axclrtEngineGetUsage, else the file size (weights dominate it). */
+static uint64_t model_cmm(const struct axcl_rt *rt, const char *path)
 {
+    int64_t sys = 0, cmm = 0;
+    if (rt->EngineGetUsage && rt->EngineGetUsage(path, &sys, &cmm) == 0 && cmm > 0)
+        return (uint64_t)cmm;
     struct stat st;
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
@@ -500,15 +505,16 @@ static enum ax_err card_load(struct card *c, void *arg)
     CALL(c, rt->EngineInit(AXCL_VNPU_DISABLE), "axclrtEngineInit", err);
     c->engine = 1;
 
-    /* Check before loading: the files' size is what the weights take. */
+    /* Check before loading, so a model that cannot fit fails with numbers
+     * instead of a runtime error halfway through. */
     uint64_t need = 0;
     char path[MODEL_PATH_MAX + 32];
     for (int l = c->l0; l < c->l1; l++) {
         snprintf(path, sizeof path, b->lay.layer_template, l);
-        need += file_size(path);
+        need += model_cmm(rt, path);
     }
     if (c->has_post)
-        need += file_size(b->lay.post_path);
+        need += model_cmm(rt, b->lay.post_path);
     query_cmm(c);
     if (c->cmm_total && need + cmm_reserve(c->cmm_total) > c->cmm_free)
         return ax_fail(err, AX_EDEVICE,
@@ -1246,7 +1252,12 @@ static enum ax_err size_slots(struct axb *b, const struct backend_opts *opts, ch
     for (int i = 0; i < b->n_cards; i++) {
         struct card *c = &b->cards[i];
         uint64_t slot = (uint64_t)(c->l1 - c->l0) * 2 * kv_rows(b) * (uint64_t)b->kv * 2;
-        uint64_t bufs = (uint64_t)b->P * (uint64_t)(b->hidden + b->kv) * 2 * 2 + (1u << 20);
+        uint64_t P = (uint64_t)b->P, hid = (uint64_t)b->hidden * 2, hmax = (uint64_t)b->N;
+        /* pack (decode + prefill regions), ping-pong, K/V staging, logits,
+         * plus allocation rounding: what alloc_buffers will take. */
+        uint64_t bufs = hid + (uint64_t)(b->N + 1) * 2 + P * hid + P * 4 + P * (hmax + P) * 2 +
+                        2 * P * hid + 2 * P * (uint64_t)b->kv * 2 + (uint64_t)b->vocab * 2 +
+                        16 * 4096;
         if (slot > per)
             per = slot;
         if (!c->cmm_total)

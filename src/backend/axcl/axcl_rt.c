@@ -76,6 +76,7 @@ static const struct sym syms[] = {
     OPT(SetLogLevel, "axclSetLogLevel"),
     OPT(GetDeviceProperties, "axclrtGetDeviceProperties"),
     OPT(EngineGetUsageFromModelId, "axclrtEngineGetUsageFromModelId"),
+    OPT(EngineGetUsage, "axclrtEngineGetUsage"),
     OPT(EngineGetInputDataType, "axclrtEngineGetInputDataType"),
     OPT(EngineExecuteAsync, "axclrtEngineExecuteAsync"),
     OPT(CreateStream, "axclrtCreateStream"),

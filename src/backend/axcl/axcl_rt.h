@@ -42,7 +42,7 @@ struct axcl_iodims {                     /* 132 bytes */
 
 struct axcl_sys_memstatus {              /* AXCL_SYS_MemQueryStatus; we read 3 fields */
     uint32_t total_size, remain_size, block_cnt;
-    uint32_t reserved[64];               /* room for fields we do not use */
+    uint32_t reserved[1024];             /* partition table we do not read (under 1 KiB in V3.10) */
 };
 
 enum { AXCL_MALLOC_HUGE_FIRST = 0, AXCL_MALLOC_HUGE_ONLY = 1, AXCL_MALLOC_NORMAL_ONLY = 2 };
@@ -107,6 +107,7 @@ struct axcl_rt {
     axcl_error (*SetLogLevel)(int32_t level);
     axcl_error (*GetDeviceProperties)(int32_t id, struct axcl_devprops *props);
     axcl_error (*EngineGetUsageFromModelId)(uint64_t model, int64_t *sys, int64_t *cmm);
+    axcl_error (*EngineGetUsage)(const char *path, int64_t *sys, int64_t *cmm); /* before load */
     axcl_error (*EngineGetInputDataType)(void *info, uint32_t i, int32_t *type);
     axcl_error (*EngineExecuteAsync)(uint64_t model, uint64_t ctx, uint32_t group, void *io,
                                      void *stream);
