@@ -107,6 +107,24 @@ cp -r "$M" "$W/lfsmodel"
 cp "$W/lfs.axmodel" "$W/lfsmodel/qwen3-emu-ax650/qwen3_p16_l2_together.axmodel"
 M="$W/lfsmodel" expect_fail lfs-pointer "LFS" "$DRIVE" "$W/lfsmodel" --ids 1,2 -n 1
 
+# SIGTERM mid-generation: the driver stops between steps and tears down
+# (the emulator's counters, written at axclFinalize, show ResetDevice).
+AXCL_EMU_LATENCY_US=3000 AXCL_EMU_STATS=$W/term.json "$DRIVE" "$M" --ids "$P40" -n 80 \
+    >"$W/term.out" 2>&1 &
+pid=$!
+sleep 1
+kill -TERM $pid
+set +e
+wait $pid
+rc=$?
+set -e
+if [ $rc -eq 0 ] && grep -q '"interrupted":1' "$W/term.out" &&
+    $PY -c "import json,sys; c=json.load(open(sys.argv[1]))['calls']; sys.exit(0 if c['axclrtResetDevice']>=1 and c['axclFinalize']==1 and c['axclrtEngineUnload']==5 else 1)" "$W/term.json"; then
+    echo "ok   sigterm: stopped mid-run, models unloaded, device reset, runtime finalized"
+else
+    echo "FAIL sigterm (rc $rc)"; cat "$W/term.out"; fail=1
+fi
+
 # doctor: good path, no driver, an LFS pointer in the model.
 if $B/axserve doctor -m "$M" >"$W/doc.out" 2>&1 && grep -q "ready to serve" "$W/doc.out" &&
     grep -q "^ok    kv-direct" "$W/doc.out"; then
