@@ -21,7 +21,10 @@
 
 static axemu_get_stats_fn get_stats;
 
-void bench_mark(struct bench_phase *p) { get_stats(&p->start); }
+void bench_mark(struct bench_phase *p)
+{
+    get_stats(&p->start);
+}
 
 void bench_done(struct bench_phase *p, int n)
 {
@@ -29,12 +32,16 @@ void bench_done(struct bench_phase *p, int n)
     get_stats(&e);
     const struct axemu_stats *s = &p->start;
     p->bus = (double)(e.bus_calls - s->bus_calls) / n;
-    p->execs = (double)(e.calls[AXEMU_C_axclrtEngineExecute] + e.calls[AXEMU_C_axclrtEngineExecuteAsync] -
-                        s->calls[AXEMU_C_axclrtEngineExecute] - s->calls[AXEMU_C_axclrtEngineExecuteAsync]) / n;
+    p->execs =
+        (double)(e.calls[AXEMU_C_axclrtEngineExecute] + e.calls[AXEMU_C_axclrtEngineExecuteAsync] -
+                 s->calls[AXEMU_C_axclrtEngineExecute] -
+                 s->calls[AXEMU_C_axclrtEngineExecuteAsync]) /
+        n;
     p->binds = (double)(e.calls[AXEMU_C_axclrtEngineSetInputBufferByIndex] +
                         e.calls[AXEMU_C_axclrtEngineSetOutputBufferByIndex] -
                         s->calls[AXEMU_C_axclrtEngineSetInputBufferByIndex] -
-                        s->calls[AXEMU_C_axclrtEngineSetOutputBufferByIndex]) / n;
+                        s->calls[AXEMU_C_axclrtEngineSetOutputBufferByIndex]) /
+               n;
     p->h2d = (double)(e.h2d - s->h2d) / n;
     p->d2h = (double)(e.d2h - s->d2h) / n;
     p->d2d = (double)(e.d2d - s->d2d) / n;

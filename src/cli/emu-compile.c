@@ -52,8 +52,9 @@ static uint16_t f32_to_bf16(float f)
 static float f16_to_f32(uint16_t h)
 {
     int s = h >> 15, ex = (h >> 10) & 31, m = h & 1023;
-    float v = ex == 0 ? ldexpf((float)m, -24)
-                      : ex == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), ex - 25);
+    float v = ex == 0    ? ldexpf((float)m, -24)
+              : ex == 31 ? (m ? NAN : INFINITY)
+                         : ldexpf((float)(m | 1024), ex - 25);
     return s ? -v : v;
 }
 
@@ -68,8 +69,10 @@ static enum ax_err put_tensor(const struct model *m, const char *name, uint64_t 
         return e;
     size_t es = t.dtype == DT_F32 ? 4 : 2;
     if ((t.dtype != DT_F32 && t.dtype != DT_F16 && t.dtype != DT_BF16) || t.nbytes != n * es)
-        return ax_fail(err, AX_EFORMAT, "tensor %s: %zu bytes, expected %llu elements of F32, "
-                       "F16 or BF16", name, t.nbytes, (unsigned long long)n);
+        return ax_fail(err, AX_EFORMAT,
+                       "tensor %s: %zu bytes, expected %llu elements of F32, "
+                       "F16 or BF16",
+                       name, t.nbytes, (unsigned long long)n);
     const uint8_t *p = t.data;
     uint16_t buf[4096];
     for (uint64_t k = 0; k < n;) {
@@ -107,8 +110,10 @@ static enum ax_err read_cfg(const struct model *m, struct cfg *c, char *err)
     c->theta = q->rope_theta;
     c->eps = q->rms_eps;
     if (c->layers > 1024 || c->head_dim % 2)
-        return ax_fail(err, AX_EUNSUPPORTED, "%s: %d layers / head_dim %d not supported by the "
-                       "emulator format", model_dir(m), c->layers, c->head_dim);
+        return ax_fail(err, AX_EUNSUPPORTED,
+                       "%s: %d layers / head_dim %d not supported by the "
+                       "emulator format",
+                       model_dir(m), c->layers, c->head_dim);
     return AX_OK;
 }
 
@@ -141,12 +146,16 @@ static enum ax_err write_layer(const struct model *ck, const struct cfg *c, int 
     struct {
         const char *n;
         uint64_t count;
-    } t[] = {{"input_layernorm.weight", hd}, {"post_attention_layernorm.weight", hd},
+    } t[] = {{"input_layernorm.weight", hd},
+             {"post_attention_layernorm.weight", hd},
              {"self_attn.q_norm.weight", (uint64_t)c->head_dim},
              {"self_attn.k_norm.weight", (uint64_t)c->head_dim},
-             {"self_attn.q_proj.weight", q * hd}, {"self_attn.k_proj.weight", kv * hd},
-             {"self_attn.v_proj.weight", kv * hd}, {"self_attn.o_proj.weight", hd * q},
-             {"mlp.gate_proj.weight", in * hd}, {"mlp.up_proj.weight", in * hd},
+             {"self_attn.q_proj.weight", q * hd},
+             {"self_attn.k_proj.weight", kv * hd},
+             {"self_attn.v_proj.weight", kv * hd},
+             {"self_attn.o_proj.weight", hd * q},
+             {"mlp.gate_proj.weight", in * hd},
+             {"mlp.up_proj.weight", in * hd},
              {"mlp.down_proj.weight", hd * in}};
     for (size_t i = 0; e == AX_OK && i < sizeof t / sizeof t[0]; i++) {
         char name[256];
@@ -186,7 +195,8 @@ static enum ax_err write_embed(const struct model *ck, const struct cfg *c, cons
     FILE *f = fopen(path, "wb");
     if (!f)
         return ax_fail(err, AX_EIO, "%s: %s", path, strerror(errno));
-    enum ax_err e = put_tensor(ck, "model.embed_tokens.weight", (uint64_t)c->vocab * c->hidden, f, err);
+    enum ax_err e =
+        put_tensor(ck, "model.embed_tokens.weight", (uint64_t)c->vocab * c->hidden, f, err);
     if (fclose(f) != 0 && e == AX_OK)
         e = ax_fail(err, AX_EIO, "%s: write failed", path);
     return e;
@@ -256,6 +266,8 @@ static int parse(int argc, char **argv, struct opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!a)
+            break;
         if (!strcmp(a, "--prefill") && v) {
             o->prefill = atoi(v);
             i++;
@@ -275,16 +287,13 @@ static int parse(int argc, char **argv, struct opts *o)
                 s = *end == ',' ? end + 1 : end;
             }
             i++;
-        } else if (a[0] == '-') {
-            return -1;
-        } else if (pos == 0) {
-            o->src = a;
-            pos++;
-        } else if (pos == 1) {
-            o->dst = a;
-            pos++;
+        } else if (a[0] != '-' && pos < 2) {
+            if (pos++ == 0)
+                o->src = a;
+            else
+                o->dst = a;
         } else {
-            return -1;
+            return -1; /* unknown option or a third path */
         }
     }
     if (!o->src || !o->dst || o->prefill < 1 || o->prefill > 4096 || o->kv < 1 ||

@@ -69,8 +69,11 @@ static enum ax_err conv_step(struct backend *b, struct conv *c, float *logits, c
         int k = c->n - c->pos;
         if (c->chunk > 0 && k > c->chunk)
             k = c->chunk;
-        struct backend_seq s = {.slot = c->slot, .tokens = c->toks + c->pos, .n_tokens = k,
-                                .pos = c->pos, .logits = c->pos + k == c->n ? logits : NULL};
+        struct backend_seq s = {.slot = c->slot,
+                                .tokens = c->toks + c->pos,
+                                .n_tokens = k,
+                                .pos = c->pos,
+                                .logits = c->pos + k == c->n ? logits : NULL};
         enum ax_err e = b->ops->forward(b->ctx, &s, 1, err);
         if (e != AX_OK)
             return e;
@@ -172,8 +175,7 @@ int main(int argc, char **argv)
     }
     printf(",\"healthy\":%d,\"interrupted\":%d}\n", healthy, (int)stop);
     if (e != AX_OK)
-        fprintf(stderr, "axcl-drive: forward: %s: %s (healthy=%d)\n", ax_strerror(e), err,
-                healthy);
+        fprintf(stderr, "axcl-drive: forward: %s: %s (healthy=%d)\n", ax_strerror(e), err, healthy);
     ax_free(logits);
     backend_free(bk);
     model_free(m);

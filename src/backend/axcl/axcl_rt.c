@@ -31,12 +31,18 @@ static const char *const vendor_deps[] = {
 
 struct sym {
     const char *name;
-    size_t off;   /* offset of the function pointer in struct axcl_rt */
+    size_t off; /* offset of the function pointer in struct axcl_rt */
     int required;
 };
 
-#define REQ(field, name) {name, offsetof(struct axcl_rt, field), 1}
-#define OPT(field, name) {name, offsetof(struct axcl_rt, field), 0}
+#define REQ(field, name)                                                                           \
+    {                                                                                              \
+        name, offsetof(struct axcl_rt, field), 1                                                   \
+    }
+#define OPT(field, name)                                                                           \
+    {                                                                                              \
+        name, offsetof(struct axcl_rt, field), 0                                                   \
+    }
 static const struct sym syms[] = {
     REQ(Init, "axclInit"),
     REQ(Finalize, "axclFinalize"),
@@ -175,8 +181,7 @@ enum ax_err axcl_rt_open(struct axcl_rt *rt, char *err)
     const char *env = getenv("AXSERVE_AXCL_LIB");
     if (env && *env) {
         if (!try_open(rt, env, why, sizeof why))
-            return ax_fail(err, AX_ENOTFOUND, "AXSERVE_AXCL_LIB=%s cannot be loaded: %s", env,
-                           why);
+            return ax_fail(err, AX_ENOTFOUND, "AXSERVE_AXCL_LIB=%s cannot be loaded: %s", env, why);
     } else if (!try_open(rt, "libaxcl_rt.so", why, sizeof why) &&
                !try_open(rt, VENDOR_DIR "/libaxcl_rt.so", why, sizeof why)) {
         return ax_fail(err, AX_ENOTFOUND,
@@ -264,11 +269,17 @@ const char *axcl_rt_strerror(axcl_error e)
     if (u == (uint32_t)AXCL_ERR_EXECUTE)
         return "engine execute failed";
     switch ((u >> 8) & 0xff) {
-    case 0x01: return "device error";
-    case 0x02: return "context error";
-    case 0x03: return "stream error";
-    case 0x05: return "memory error";
-    case 0x07: return "engine error";
-    default: return "runtime error";
+    case 0x01:
+        return "device error";
+    case 0x02:
+        return "context error";
+    case 0x03:
+        return "stream error";
+    case 0x05:
+        return "memory error";
+    case 0x07:
+        return "engine error";
+    default:
+        return "runtime error";
     }
 }
