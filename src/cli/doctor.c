@@ -9,8 +9,8 @@
  * runtime works and a card is present). Needs no `source /etc/profile`:
  * the runtime is found by axcl_rt.c on its own. */
 #include <glob.h>
-#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "cli/cli.h"
 #include "model/model.h"
+#include "tok/tok.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -236,18 +237,14 @@ static int check_tokenizer(struct doc *d, const struct model *m)
              "`axserve pull` the model again");
         return 0;
     }
-    json_error_t je;
-    json_t *o = json_load_file(tj, 0, &je);
-    json_t *vocab = o ? json_object_get(json_object_get(o, "model"), "vocab") : NULL;
-    char line[700];
-    if (!json_is_object(vocab)) {
-        snprintf(line, sizeof line, "%.400s: %s", tj, o ? "no model.vocab" : je.text);
-        json_decref(o);
-        fail(d, "tokenizer", line, "`axserve pull` the model again");
+    struct tok *t = NULL;
+    char err[AX_ERRLEN], line[AX_ERRLEN + 64];
+    if (tok_load(tj, &t, err) != AX_OK) {
+        fail(d, "tokenizer", err, "`axserve pull` the model again");
         return 0;
     }
-    snprintf(line, sizeof line, "%.400s (%zu tokens)", tj, json_object_size(vocab));
-    json_decref(o);
+    snprintf(line, sizeof line, "%.400s loads (%d ids)", tj, tok_vocab_size(t));
+    tok_free(t);
     ok("tokenizer", "%s", line);
     return 1;
 }
