@@ -8,9 +8,12 @@ CPU_ARCH_DIR := src/backend/cpu/arch
 CPU_MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
 
 ifneq ($(filter x86_64-% amd64-%,$(CPU_MACHINE)),)
-ARCH_SRC += $(CPU_ARCH_DIR)/x86/x86.c $(CPU_ARCH_DIR)/x86/avx2.c $(CPU_ARCH_DIR)/x86/avx512.c
+ARCH_SRC += $(CPU_ARCH_DIR)/x86/x86.c $(CPU_ARCH_DIR)/x86/avx2.c $(CPU_ARCH_DIR)/x86/avx512.c \
+    $(CPU_ARCH_DIR)/x86/avx512vnni.c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c
+$(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512vnni.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma \
+    -mf16c
 else ifneq ($(filter aarch64-%,$(CPU_MACHINE)),)
 ARCH_SRC += $(CPU_ARCH_DIR)/arm/arm.c $(CPU_ARCH_DIR)/arm/neon.c $(CPU_ARCH_DIR)/arm/dotprod.c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/arm/dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
@@ -48,3 +51,12 @@ $(BUILD)/bench/membw: bench/cpu/membw.c $(BUILD)/libaxserve.a
 .PHONY: bench-cpu
 bench-cpu: $(BUILD)/axserve $(BUILD)/bench/membw
 	AX=$(BUILD)/axserve BW=$(BUILD)/bench/membw sh bench/cpu/bench_cpu.sh
+
+# kernel compute throughput (CPU time, cache-resident weights)
+$(BUILD)/bench/kbench: bench/cpu/kbench.c $(BUILD)/libaxserve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(BUILD)/libaxserve.a -o $@ $(LDLIBS_ALL)
+
+.PHONY: bench-kern
+bench-kern: $(BUILD)/bench/kbench
+	$(BUILD)/bench/kbench

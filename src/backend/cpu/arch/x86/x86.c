@@ -38,9 +38,19 @@ static int have_avx512(void)
     return (b >> 16 & 1) && (b >> 30 & 1) && (b >> 31 & 1); /* F, BW, VL */
 }
 
+static int have_avx512vnni(void)
+{
+    unsigned a, b, c, d;
+    if (!have_avx512() || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    return c >> 11 & 1;
+}
+
 void kern_arch_init(struct kern_table *t)
 {
-    if (have_avx512())
+    if (have_avx512vnni())
+        kern_x86_avx512vnni_fill(t);
+    else if (have_avx512())
         kern_x86_avx512_fill(t);
     else if (have_avx2())
         kern_x86_avx2_fill(t);
@@ -57,6 +67,10 @@ int kern_arch_variants(struct kern_table *out, int max)
     if (n < max && have_avx512()) {
         kern_table_init_ref(&out[n]);
         kern_x86_avx512_fill(&out[n++]);
+    }
+    if (n < max && have_avx512vnni()) {
+        kern_table_init_ref(&out[n]);
+        kern_x86_avx512vnni_fill(&out[n++]);
     }
     return n;
 }

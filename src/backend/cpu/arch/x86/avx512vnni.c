@@ -1,0 +1,154 @@
+/* avx512vnni.c - AVX-512 VNNI variants of the quantised (Q8/Q4) matrix
+ * products; everything else comes from the AVX-512 table. Compiled with
+ * -mavx512f -mavx512bw -mavx512vl -mavx512vnni; installed only when the
+ * CPU reports them (x86.c). Results equal the reference up to float
+ * summation order: the integer dots are exact.
+ *
+ * vpdpbusd multiplies unsigned by signed bytes, so the weight codes are
+ * made unsigned by an offset: Q4 nibbles are already 0..15 (offset 8),
+ * Q8 codes get +128 by flipping the top bit. Then
+ *   sum w*x = sum (w + off)*x - off * sum x,
+ * and the correction -off * sum x (per 32-bit lane, from a vpdpbusd of
+ * ones with x) is the accumulator's starting value, computed once per
+ * token and shared by every weight row of the tile. One 512-bit step
+ * covers two blocks (lanes 0-7 block b, lanes 8-15 block b+1), so the
+ * per-block scales are applied as a vector of two halves. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "backend/cpu/arch/x86/x86.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI const uint8_t *wrow(const struct kern_mm *a, int r) { return a->w + (size_t)r * a->w_stride; }
+AI const uint8_t *xrow(const struct kern_mm *a, int t)
+{
+    return (const uint8_t *)a->x + (size_t)t * a->x_stride;
+}
+
+/* Two scales s[0], s[1] -> 8 lanes of each. */
+AI __m512 halves(__m128 s)
+{
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
+}
+
+/* Weight scales of blocks b, b+1 (only b when one). */
+AI __m512 wscale(const uint16_t *d, int b, int one)
+{
+    uint32_t u = d[b];
+    if (!one)
+        u |= (uint32_t)d[b + 1] << 16;
+    return halves(_mm_cvtph_ps(_mm_cvtsi32_si128((int)u)));
+}
+
+AI __m512 xscale(const float *d, int b, int one)
+{
+    __m128 s = one ? _mm_set_ss(d[b]) : _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(d + b)));
+    return halves(s);
+}
+
+/* Unsigned codes of blocks b, b+1 (one: b only, upper half zero). */
+AI __m512i wcodes(int q4, const uint8_t *codes, int b, int one)
+{
+    if (!q4) {
+        __mmask64 m = one ? 0xffffffffull : ~0ull;
+        __m512i v = _mm512_maskz_loadu_epi8(m, codes + 32 * b);
+        return _mm512_mask_xor_epi32(v, one ? 0x00ff : 0xffff, v, _mm512_set1_epi8((char)0x80));
+    }
+    /* 16 packed bytes per block: low nibbles are elements 0-15, high 16-31 */
+    __m256i p = _mm256_maskz_loadu_epi8(one ? 0xffffu : 0xffffffffu, codes + 16 * b);
+    __m512i v = _mm512_castsi256_si512(p);
+    v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(1, 1, 0, 0));
+    const __m512i m = _mm512_set1_epi8(0x0f);
+    __m512i lo = _mm512_and_si512(v, m), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    return _mm512_mask_blend_epi64(0xcc, lo, hi);
+}
+
+/* R weight rows x T tokens; 512-bit steps over block pairs. */
+AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
+{
+    int nb = a->k / 32;
+    __m512 acc[4][4];
+    const uint16_t *wd[4];
+    const uint8_t *wq[4];
+    const float *xd[4];
+    const int8_t *xq[4];
+    const int sh = q4 ? 3 : 7; /* offset 8 or 128 */
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        wd[i] = (const uint16_t *)wrow(a, r + i);
+        wq[i] = (const uint8_t *)(wd[i] + nb);
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++) {
+        xd[j] = (const float *)(const void *)xrow(a, t + j);
+        xq[j] = (const int8_t *)(xd[j] + nb);
+    }
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int b = 0; b < nb; b += 2) {
+        int one = b + 1 == nb;
+        __m512i xv[4], corr[4];
+        __m512 xs[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) {
+            xv[j] = _mm512_maskz_loadu_epi8(one ? 0xffffffffull : ~0ull, xq[j] + 32 * b);
+            __m512i sx = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv[j]);
+            corr[j] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sx, sh));
+            xs[j] = xscale(xd[j], b, one);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            __m512i wv = wcodes(q4, wq[i], b, one);
+            __m512 ws = wscale(wd[i], b, one);
+#pragma GCC unroll 4
+            for (int j = 0; j < T; j++) {
+                __m512i p = _mm512_dpbusd_epi32(corr[j], wv, xv[j]);
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, xs[j]),
+                                            acc[i][j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            a->y[(size_t)(t + j) * a->y_stride + (size_t)(r + i)] =
+                _mm512_reduce_add_ps(acc[i][j]);
+}
+
+/* Rows in tiles of R, tokens in tiles of T, leftovers one at a time. */
+AI void qrows(const struct kern_mm *a, int q4, int r, int R)
+{
+    int t = 0;
+    for (; t + 4 <= a->n; t += 4)
+        qtile(a, q4, r, t, R, 4);
+    for (; t < a->n; t++)
+        qtile(a, q4, r, t, R, 1);
+}
+
+AI void qmm(const struct kern_mm *a, int q4, int r0, int r1)
+{
+    int r = r0;
+    if (a->n < 4)
+        for (; r + 4 <= r1; r += 4)
+            qrows(a, q4, r, 4);
+    for (; r + 2 <= r1; r += 2)
+        qrows(a, q4, r, 2);
+    for (; r < r1; r++)
+        qrows(a, q4, r, 1);
+}
+
+static void mm_q8(const struct kern_mm *a, int r0, int r1) { qmm(a, 0, r0, r1); }
+static void mm_q4(const struct kern_mm *a, int r0, int r1) { qmm(a, 1, r0, r1); }
+
+void kern_x86_avx512vnni_fill(struct kern_table *t)
+{
+    kern_x86_avx512_fill(t);
+    t->name = "avx512vnni+avx512+avx2+fma+f16c";
+    t->mm[KQ_Q8] = mm_q8;
+    t->mm[KQ_Q4] = mm_q4;
+}
