@@ -222,6 +222,40 @@ static enum ax_err load_layer(struct cpu_ctx *c, const struct model *m, int l, e
     return AX_OK;
 }
 
+/* Matrices used in place are file pages: fault them in now, at load,
+ * rather than page by page inside the first forward pass (which would
+ * then run at page-fault speed and look like a slow prompt). They are
+ * read on every token anyway, so this adds nothing to the resident set
+ * that the first token would not. Owned copies are already resident. */
+static void prefault(const struct cpu_w *w)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t n = (size_t)w->rows * w->stride;
+    if (pg <= 0 || n == 0)
+        return;
+#ifdef MADV_POPULATE_READ
+    uintptr_t a0 = (uintptr_t)w->data / (size_t)pg * (size_t)pg;
+    if (madvise((void *)a0, (uintptr_t)w->data + n - a0, MADV_POPULATE_READ) == 0)
+        return;
+#endif
+    volatile uint8_t sink = 0;
+    for (size_t i = 0; i < n; i += (size_t)pg)
+        sink ^= w->data[i];
+    sink ^= w->data[n - 1];
+    (void)sink;
+}
+
+static void prefault_all(const struct cpu_ctx *c)
+{
+    for (int l = 0; l < c->c.n_layers; l++) {
+        const struct cpu_layer *L = &c->layers[l];
+        const struct cpu_w *ws[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            prefault(ws[i]);
+    }
+    prefault(&c->lm_head);
+}
+
 static enum ax_err load_weights(struct cpu_ctx *c, const struct model *m, enum kq_type q,
                                 char *err)
 {
@@ -244,9 +278,11 @@ static enum ax_err load_weights(struct cpu_ctx *c, const struct model *m, enum k
     if (k->tied && !kq_is_quant(q)) {
         c->lm_head = c->embed;
         c->weight_bytes += (size_t)k->vocab * c->embed.stride;
-        return AX_OK;
+    } else if ((e = load_matrix(c, m, head, k->vocab, k->hidden, q, &c->lm_head, err))) {
+        return e;
     }
-    return load_matrix(c, m, head, k->vocab, k->hidden, q, &c->lm_head, err);
+    prefault_all(c);
+    return AX_OK;
 }
 
 /* ---- configuration ----------------------------------------------------- */

@@ -26,28 +26,6 @@ AI const uint8_t *xrow(const struct kern_mm *a, int t)
     return (const uint8_t *)a->x + (size_t)t * a->x_stride;
 }
 
-/* Two scales s[0], s[1] -> 8 lanes of each. */
-AI __m512 halves(__m128 s)
-{
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
-}
-
-/* Weight scales of blocks b, b+1 (only b when one). */
-AI __m512 wscale(const uint16_t *d, int b, int one)
-{
-    uint32_t u = d[b];
-    if (!one)
-        u |= (uint32_t)d[b + 1] << 16;
-    return halves(_mm_cvtph_ps(_mm_cvtsi32_si128((int)u)));
-}
-
-AI __m512 xscale(const float *d, int b, int one)
-{
-    __m128 s = one ? _mm_set_ss(d[b]) : _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(d + b)));
-    return halves(s);
-}
-
 /* Unsigned codes of blocks b, b+1 (one: b only, upper half zero). */
 AI __m512i wcodes(int q4, const uint8_t *codes, int b, int one)
 {
@@ -65,7 +43,9 @@ AI __m512i wcodes(int q4, const uint8_t *codes, int b, int one)
     return _mm512_mask_blend_epi64(0xcc, lo, hi);
 }
 
-/* R weight rows x T tokens; 512-bit steps over block pairs. */
+/* R weight rows x T tokens. Scales are combined 16 blocks at a time
+ * (weight scale x activation scale per row and token); each 512-bit step
+ * then picks its two blocks' scales out with one permute. */
 AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
 {
     int nb = a->k / 32;
@@ -89,26 +69,37 @@ AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
         xq[j] = (const int8_t *)(xd[j] + nb);
     }
     const __m512i ones = _mm512_set1_epi8(1);
-    for (int b = 0; b < nb; b += 2) {
-        int one = b + 1 == nb;
-        __m512i xv[4], corr[4];
-        __m512 xs[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < T; j++) {
-            xv[j] = _mm512_maskz_loadu_epi8(one ? 0xffffffffull : ~0ull, xq[j] + 32 * b);
-            __m512i sx = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv[j]);
-            corr[j] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sx, sh));
-            xs[j] = xscale(xd[j], b, one);
-        }
+    const __m512i pair0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    for (int b0 = 0; b0 < nb; b0 += 16) {
+        int nblk = nb - b0 < 16 ? nb - b0 : 16;
+        __mmask16 m = (__mmask16)((1u << nblk) - 1);
+        __m512 sc[4][4];
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
-            __m512i wv = wcodes(q4, wq[i], b, one);
-            __m512 ws = wscale(wd[i], b, one);
+            __m512 ws = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, wd[i] + b0));
+#pragma GCC unroll 4
+            for (int j = 0; j < T; j++)
+                sc[i][j] = _mm512_mul_ps(ws, _mm512_maskz_loadu_ps(m, xd[j] + b0));
+        }
+        for (int b = b0; b < b0 + nblk; b += 2) {
+            int one = b + 1 == nb;
+            __m512i idx = _mm512_add_epi32(pair0, _mm512_set1_epi32(b - b0));
+            __m512i xv[4], corr[4];
 #pragma GCC unroll 4
             for (int j = 0; j < T; j++) {
-                __m512i p = _mm512_dpbusd_epi32(corr[j], wv, xv[j]);
-                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, xs[j]),
-                                            acc[i][j]);
+                xv[j] = _mm512_maskz_loadu_epi8(one ? 0xffffffffull : ~0ull, xq[j] + 32 * b);
+                __m512i sx = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv[j]);
+                corr[j] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sx, sh));
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m512i wv = wcodes(q4, wq[i], b, one);
+#pragma GCC unroll 4
+                for (int j = 0; j < T; j++) {
+                    __m512i p = _mm512_dpbusd_epi32(corr[j], wv, xv[j]);
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
+                                                _mm512_permutexvar_ps(idx, sc[i][j]), acc[i][j]);
+                }
             }
         }
     }
