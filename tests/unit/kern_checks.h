@@ -283,14 +283,14 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
 
 static int kc_mm(const struct kern_table *v)
 {
-    static const int ks_f[] = {1, 7, 8, 33, 100, 129, 1029};
+    static const int ks_f[] = {1, 7, 8, 33, 100, 129, 1029, 64, 1024};
     static const int ks_q[] = {32, 64, 96, 160, 1056};
     static const int ns[] = {1, 2, 3, 4, 5, 9};
     static const int rows[] = {1, 3, 4, 5, 13};
     int f = 0;
     for (int qt = KQ_F32; qt < KQ_COUNT; qt++) {
         const int *ks = kq_is_quant(qt) ? ks_q : ks_f;
-        int nk = kq_is_quant(qt) ? 5 : 7;
+        int nk = kq_is_quant(qt) ? 5 : 9;
         for (int ki = 0; ki < nk; ki++)
             for (int ni = 0; ni < 6; ni++)
                 for (int ri = 0; ri < 5; ri++) {

@@ -146,7 +146,97 @@ AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
 }
 
 static void mm_f32(const struct kern_mm *a, int r0, int r1) { fmm(a, W_F32, r0, r1); }
-static void mm_bf16(const struct kern_mm *a, int r0, int r1) { fmm(a, W_BF16, r0, r1); }
+/* ---- bf16 prefill on split activations ----------------------------------
+ * A 64-byte load of bf16 weights holds, in each 32-bit lane, element 2i
+ * (low half) and 2i+1 (high half). lane << 16 is element 2i as a float and
+ * lane & 0xffff0000 is element 2i+1, so no widening shuffle is needed if
+ * the activations are split the same way: per 32 inputs, the 16 even ones
+ * then the 16 odd ones. The split copy is made once per call (on the
+ * stack) and serves every weight row of the call. */
+#define SPLIT_FLOATS 16384 /* 64 KiB of split activations */
+
+AI void split_x(const float *x, int k, float *out)
+{
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int e = 0; e < k; e += 32) {
+        __m512 lo = _mm512_loadu_ps(x + e), hi = _mm512_loadu_ps(x + e + 16);
+        _mm512_store_ps(out + e, _mm512_permutex2var_ps(lo, ev, hi));
+        _mm512_store_ps(out + e + 16, _mm512_permutex2var_ps(lo, od, hi));
+    }
+}
+
+/* 4 rows x 4 split tokens (xs: 4 split rows of k). */
+AI void bf16_tile44(const struct kern_mm *a, int r, const float *xs, int t)
+{
+    __m512 acc[4][4];
+    const uint8_t *w[4];
+    const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
+    int k = a->k;
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        w[i] = a->w + (size_t)(r + i) * a->w_stride;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    }
+    for (int e = 0; e < k; e += 32) {
+        __m512 xe[4], xo[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            xe[j] = _mm512_load_ps(xs + (size_t)j * k + e);
+            xo[j] = _mm512_load_ps(xs + (size_t)j * k + e + 16);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m512i v = _mm512_loadu_si512((const void *)(w[i] + 2 * (size_t)e));
+            __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, himask));
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                acc[i][j] = _mm512_fmadd_ps(we, xe[j], acc[i][j]);
+                acc[i][j] = _mm512_fmadd_ps(wo, xo[j], acc[i][j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            a->y[(size_t)(t + j) * a->y_stride + (size_t)(r + i)] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+static void mm_bf16(const struct kern_mm *a, int r0, int r1)
+{
+    int k = a->k, g = k > 0 ? SPLIT_FLOATS / k / 4 * 4 : 0;
+    if (a->n < 4 || k % 32 != 0 || g < 4 || r1 - r0 < 4) {
+        fmm(a, W_BF16, r0, r1);
+        return;
+    }
+    _Alignas(64) float xs[SPLIT_FLOATS];
+    int r4 = r0 + (r1 - r0) / 4 * 4;
+    for (int t0 = 0; t0 + 4 <= a->n; t0 += g) {
+        int n4 = (a->n - t0) / 4 * 4 < g ? (a->n - t0) / 4 * 4 : g;
+        for (int j = 0; j < n4; j++)
+            split_x((const float *)(const void *)((const uint8_t *)a->x +
+                                                  (size_t)(t0 + j) * a->x_stride),
+                    k, xs + (size_t)j * k);
+        for (int r = r0; r < r4; r += 4)
+            for (int t = 0; t < n4; t += 4)
+                bf16_tile44(a, r, xs + (size_t)t * k, t0 + t);
+        for (int r = r4; r < r1; r++)
+            for (int t = 0; t < n4; t += 4)
+                ftile(a, W_BF16, r, t0 + t, 1, 4);
+    }
+    /* tokens past the last group of 4 */
+    for (int t = a->n / 4 * 4; t < a->n; t++) {
+        int r = r0;
+        for (; r < r4; r += 4)
+            ftile(a, W_BF16, r, t, 4, 1);
+        for (; r < r1; r++)
+            ftile(a, W_BF16, r, t, 1, 1);
+    }
+}
 static void mm_f16(const struct kern_mm *a, int r0, int r1) { fmm(a, W_F16, r0, r1); }
 
 void kern_x86_avx512_fill(struct kern_table *t)
