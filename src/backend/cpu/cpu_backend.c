@@ -36,6 +36,38 @@ static void *own_alloc(struct cpu_ctx *c, size_t n)
     return p;
 }
 
+/* A large weight buffer on 2 MiB boundaries, asked to be backed by
+ * transparent huge pages before anything touches it: decode streams the
+ * whole buffer per token, and huge pages save a TLB miss every 4 KiB.
+ * (The advice is only a hint; without THP this is a plain buffer.) */
+#define HUGE_BYTES ((size_t)2 << 20)
+
+static void *own_alloc_big(struct cpu_ctx *c, size_t n)
+{
+    if (n < 2 * HUGE_BYTES)
+        return own_alloc(c, n);
+    uint8_t *p = own_alloc(c, n + HUGE_BYTES);
+    if (!p)
+        return NULL;
+    uint8_t *a = p + (HUGE_BYTES - (uintptr_t)p % HUGE_BYTES) % HUGE_BYTES;
+    madvise(a, n / HUGE_BYTES * HUGE_BYTES, MADV_HUGEPAGE);
+    return a;
+}
+
+/* Quantised weights come from the arena while it lasts (64-byte aligned
+ * pieces), else from their own buffer. */
+static void *own_alloc_weights(struct cpu_ctx *c, size_t n)
+{
+    size_t need = (n + 63) / 64 * 64;
+    if (c->arena && need <= c->arena_left) {
+        void *p = c->arena;
+        c->arena += need;
+        c->arena_left -= need;
+        return p;
+    }
+    return own_alloc_big(c, n);
+}
+
 static void ctx_free(void *vctx)
 {
     struct cpu_ctx *c = vctx;
@@ -131,7 +163,7 @@ static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const c
     w->k = k;
     if (kq_is_quant(quant) && k % KQ_BLOCK == 0) {
         size_t rb = kq_row_bytes(quant, k);
-        uint8_t *dst = own_alloc(c, (size_t)rows * rb);
+        uint8_t *dst = own_alloc_weights(c, (size_t)rows * rb);
         float *tmp = ax_mallocarray((size_t)c->n_threads * (size_t)k, sizeof(float));
         if (!dst || !tmp) {
             ax_free(tmp);
@@ -269,6 +301,18 @@ static enum ax_err load_weights(struct cpu_ctx *c, const struct model *m, enum k
                          &c->embed, err)))
         return e;
     c->weight_bytes = 0;
+    if (kq_is_quant(q)) {
+        /* every layer's matrices in one buffer, so they get huge pages */
+        size_t per = 0, H = (size_t)k->hidden, QD = (size_t)k->n_heads * k->head_dim,
+               KD = (size_t)k->n_kv_heads * k->head_dim, I = (size_t)k->intermediate;
+        size_t shapes[7][2] = {{QD, H}, {KD, H}, {KD, H}, {H, QD}, {I, H}, {I, H}, {H, I}};
+        for (int i = 0; i < 7; i++)
+            if (shapes[i][1] % KQ_BLOCK == 0)
+                per += (shapes[i][0] * kq_row_bytes(q, (int)shapes[i][1]) + 63) / 64 * 64;
+        size_t total = per * (size_t)k->n_layers;
+        c->arena = total ? own_alloc_big(c, total) : NULL;
+        c->arena_left = c->arena ? total : 0;
+    }
     for (int l = 0; l < k->n_layers; l++)
         if ((e = load_layer(c, m, l, q, err)))
             return e;

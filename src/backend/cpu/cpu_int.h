@@ -45,6 +45,8 @@ struct cpu_ctx {
     float *final_norm;        /* [H] */
     void **owned;             /* buffers allocated at load, freed with the ctx */
     int n_owned, cap_owned;
+    uint8_t *arena;           /* one huge-page buffer for the quantised layer weights */
+    size_t arena_left;
     size_t weight_bytes;      /* bytes of matrices read per token (incl. lm_head) */
 
     /* KV cache: [slot][layer][pos][kv_dim] of f16 or f32 */
