@@ -19,6 +19,7 @@
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
+#define PF_AHEAD 1024 /* bytes ahead of the current weight load */
 
 AI const uint8_t *wrow(const struct kern_mm *a, int r) { return a->w + (size_t)r * a->w_stride; }
 AI const uint8_t *xrow(const struct kern_mm *a, int t)
@@ -30,12 +31,13 @@ AI const uint8_t *xrow(const struct kern_mm *a, int t)
 AI __m512i wcodes(int q4, const uint8_t *codes, int b, int one)
 {
     if (!q4) {
-        __mmask64 m = one ? 0xffffffffull : ~0ull;
-        __m512i v = _mm512_maskz_loadu_epi8(m, codes + 32 * b);
+        __m512i v = one ? _mm512_maskz_loadu_epi8(0xffffffffull, codes + 32 * b)
+                        : _mm512_loadu_si512((const void *)(codes + 32 * b));
         return _mm512_mask_xor_epi32(v, one ? 0x00ff : 0xffff, v, _mm512_set1_epi8((char)0x80));
     }
     /* 16 packed bytes per block: low nibbles are elements 0-15, high 16-31 */
-    __m256i p = _mm256_maskz_loadu_epi8(one ? 0xffffu : 0xffffffffu, codes + 16 * b);
+    __m256i p = one ? _mm256_maskz_loadu_epi8(0xffffu, codes + 16 * b)
+                    : _mm256_loadu_si256((const __m256i *)(codes + 16 * b));
     __m512i v = _mm512_castsi256_si512(p);
     v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(1, 1, 0, 0));
     const __m512i m = _mm512_set1_epi8(0x0f);
@@ -76,10 +78,13 @@ AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
         __m512 sc[4][4];
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
-            __m512 ws = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, wd[i] + b0));
+            __m256i h = nblk == 16 ? _mm256_loadu_si256((const __m256i *)(wd[i] + b0))
+                                   : _mm256_maskz_loadu_epi16(m, wd[i] + b0);
+            __m512 ws = _mm512_cvtph_ps(h);
 #pragma GCC unroll 4
             for (int j = 0; j < T; j++)
-                sc[i][j] = _mm512_mul_ps(ws, _mm512_maskz_loadu_ps(m, xd[j] + b0));
+                sc[i][j] = _mm512_mul_ps(ws, nblk == 16 ? _mm512_loadu_ps(xd[j] + b0)
+                                                        : _mm512_maskz_loadu_ps(m, xd[j] + b0));
         }
         for (int b = b0; b < b0 + nblk; b += 2) {
             int one = b + 1 == nb;
@@ -87,12 +92,16 @@ AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
             __m512i xv[4], corr[4];
 #pragma GCC unroll 4
             for (int j = 0; j < T; j++) {
-                xv[j] = _mm512_maskz_loadu_epi8(one ? 0xffffffffull : ~0ull, xq[j] + 32 * b);
+                xv[j] = one ? _mm512_maskz_loadu_epi8(0xffffffffull, xq[j] + 32 * b)
+                            : _mm512_loadu_si512((const void *)(xq[j] + 32 * b));
                 __m512i sx = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv[j]);
                 corr[j] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sx, sh));
             }
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
+                if (T == 1) /* decode streams rows: fetch ahead across pages */
+                    _mm_prefetch((const char *)wq[i] + (q4 ? 16 : 32) * (size_t)b + PF_AHEAD,
+                                 _MM_HINT_T0);
                 __m512i wv = wcodes(q4, wq[i], b, one);
 #pragma GCC unroll 4
                 for (int j = 0; j < T; j++) {
