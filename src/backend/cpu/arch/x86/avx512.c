@@ -10,6 +10,7 @@
 
 #define AI static inline __attribute__((always_inline))
 #define PF_AHEAD 1024 /* bytes ahead of the current weight load */
+#define PF_DEC 2048   /* the same for the decode stream */
 
 enum wt { W_F32, W_BF16, W_F16 };
 
@@ -85,47 +86,45 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
         }
 }
 
-/* Decode: 4 rows x 1 token, two accumulators per row (8 independent FMA
- * chains hide the FMA latency), 64 bytes of each bf16/f16 row per step so
- * one prefetch covers one cache line. */
-AI void ftile_dec(const struct kern_mm *a, enum wt wt, int r)
+/* Decode: one row at a time, start to end, so the weights are read as
+ * one sequential stream (rows follow each other in memory; walking
+ * several rows in step makes a new short stream every row, which the
+ * hardware prefetchers handle badly). Four accumulators hide the FMA
+ * latency; the activation row stays in L1. */
+AI void frow_dec(const struct kern_mm *a, enum wt wt, int r)
 {
-    __m512 acc0[4], acc1[4];
-    const uint8_t *w[4];
+    const uint8_t *w = a->w + (size_t)r * a->w_stride;
     const float *x = (const float *)a->x;
+    __m512 acc[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        w[i] = a->w + (size_t)(r + i) * a->w_stride;
-        acc0[i] = acc1[i] = _mm512_setzero_ps();
-    }
-    int k32 = a->k & ~31;
-    for (int e = 0; e < k32; e += 32) {
-        __m512 x0 = _mm512_loadu_ps(x + e), x1 = _mm512_loadu_ps(x + e + 16);
+    for (int i = 0; i < 4; i++)
+        acc[i] = _mm512_setzero_ps();
+    int k64 = a->k & ~63;
+    for (int e = 0; e < k64; e += 64) {
+        _mm_prefetch((const char *)w + (wt == W_F32 ? 4 : 2) * (size_t)e + PF_DEC, _MM_HINT_T0);
+        if (wt == W_F32)
+            _mm_prefetch((const char *)w + 4 * (size_t)e + PF_DEC + 64, _MM_HINT_T0);
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            _mm_prefetch((const char *)w[i] + (wt == W_F32 ? 4 : 2) * (size_t)e + PF_AHEAD,
-                         _MM_HINT_T0);
-            if (wt == W_F32)
-                _mm_prefetch((const char *)w[i] + 4 * (size_t)e + PF_AHEAD + 64, _MM_HINT_T0);
-            acc0[i] = _mm512_fmadd_ps(load16(wt, w[i], e), x0, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(load16(wt, w[i], e + 16), x1, acc1[i]);
-        }
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm512_fmadd_ps(load16(wt, w, e + 16 * i), _mm512_loadu_ps(x + e + 16 * i),
+                                     acc[i]);
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
-        for (int e = k32; e < a->k; e++)
-            s += load1(wt, w[i], e) * x[e];
-        a->y[r + i] = s;
-    }
+    int k16 = a->k & ~15;
+    for (int e = k64; e < k16; e += 16)
+        acc[0] = _mm512_fmadd_ps(load16(wt, w, e), _mm512_loadu_ps(x + e), acc[0]);
+    float s = _mm512_reduce_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    for (int e = k16; e < a->k; e++)
+        s += load1(wt, w, e) * x[e];
+    a->y[r] = s;
 }
 
 AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
 {
     int r = r0;
     if (a->n == 1)
-        for (; r + 4 <= r1; r += 4)
-            ftile_dec(a, wt, r);
+        for (; r < r1; r++)
+            frow_dec(a, wt, r);
     /* prefill: 4 rows x 4 tokens per tile, so each activation load
      * serves 4 weight rows (fewer loads per FMA) */
     if (a->n >= 4)
