@@ -133,9 +133,9 @@ AI void qrows(const struct kern_mm *a, int q4, int r, int R)
 AI void qmm(const struct kern_mm *a, int q4, int r0, int r1)
 {
     int r = r0;
-    if (a->n < 4)
-        for (; r + 4 <= r1; r += 4)
-            qrows(a, q4, r, 4);
+    if (a->n < 4) /* decode: one row at a time = one sequential stream */
+        for (; r < r1; r++)
+            qrows(a, q4, r, 1);
     for (; r + 2 <= r1; r += 2)
         qrows(a, q4, r, 2);
     for (; r < r1; r++)
