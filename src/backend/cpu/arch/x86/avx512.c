@@ -220,8 +220,10 @@ static void mm_bf16(const struct kern_mm *a, int r0, int r1)
             split_x((const float *)(const void *)((const uint8_t *)a->x +
                                                   (size_t)(t0 + j) * a->x_stride),
                     k, xs + (size_t)j * k);
-        for (int r = r0; r < r4; r += 4)
-            for (int t = 0; t < n4; t += 4)
+        /* tokens outer: 4 split activation rows stay in L1 while the
+         * weight rows stream past them */
+        for (int t = 0; t < n4; t += 4)
+            for (int r = r0; r < r4; r += 4)
                 bf16_tile44(a, r, xs + (size_t)t * k, t0 + t);
         for (int r = r4; r < r1; r++)
             for (int t = 0; t < n4; t += 4)
