@@ -40,9 +40,9 @@ AI __m512i wcodes(int q4, const uint8_t *codes, int b, int one)
                     : _mm256_loadu_si256((const __m256i *)(codes + 16 * b));
     __m512i v = _mm512_castsi256_si512(p);
     v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(1, 1, 0, 0));
-    const __m512i m = _mm512_set1_epi8(0x0f);
-    __m512i lo = _mm512_and_si512(v, m), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
-    return _mm512_mask_blend_epi64(0xcc, lo, hi);
+    /* lanes 0 and 2 keep the low nibbles, lanes 1 and 3 shift down the high */
+    const __m512i cnt = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    return _mm512_and_si512(_mm512_srlv_epi64(v, cnt), _mm512_set1_epi8(0x0f));
 }
 
 /* R weight rows x T tokens. Scales are combined 16 blocks at a time
