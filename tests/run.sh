@@ -21,14 +21,15 @@ run() { # name command...
     shift
     case "$name" in $pat) ;; *) return ;; esac
     start=$(date +%s)
-    if "$@" >"$log/$name.log" 2>&1; then
+    out="$log/$(echo "$name" | tr / _).log"
+    if "$@" >"$out" 2>&1; then
         pass=$((pass + 1))
         echo "ok   $name ($(($(date +%s) - start))s)"
     else
         fail=$((fail + 1))
         failed="$failed $name"
         echo "FAIL $name ($(($(date +%s) - start))s)"
-        tail -n 40 "$log/$name.log" | sed 's/^/     | /'
+        tail -n 40 "$out" | sed 's/^/     | /'
     fi
 }
 

@@ -17,12 +17,23 @@ struct tok;
 
 /* Loads tokenizer.json. OUT *out valid on AX_OK; free with tok_free. */
 enum ax_err tok_load(const char *tokenizer_json, struct tok **out, char *err);
+/* The same from len bytes of tokenizer.json in memory; name is used in
+ * error messages only. text need not be NUL-terminated. */
+enum ax_err tok_load_buf(const char *text, size_t len, const char *name, struct tok **out,
+                         char *err);
 void tok_free(struct tok *t);
 
-/* Encodes len bytes of UTF-8 text (no BOS is added, as HF does for Qwen).
- * out must hold at least len + 1 entries: a token never covers fewer than
- * one byte. Invalid UTF-8 is AX_EUTF8. *n_out is the number of ids.
- * Thread-safe: t is read-only after load. */
+/* Encodes len bytes of UTF-8 text (no BOS is added, as HF does for Qwen)
+ * into out, which holds cap ids. A token covers at least one byte of the
+ * NFC-normalized text, and NFC grows text at most 3x, so cap =
+ * tok_max_ids(len) always suffices; a smaller cap that turns out too small
+ * is AX_ETOOBIG. Invalid UTF-8 is AX_EUTF8. *n_out is the number of ids.
+ * Thread-safe: t is only read after load (plus a lock-free memo). */
+enum ax_err tok_encode_cap(const struct tok *t, const char *text, size_t len, int32_t *out,
+                           size_t cap, size_t *n_out, char *err);
+size_t tok_max_ids(size_t len);
+/* tok_encode_cap with cap = len + 1: enough for any text that NFC does not
+ * lengthen (all but a few rare characters); otherwise AX_ETOOBIG. */
 enum ax_err tok_encode(const struct tok *t, const char *text, size_t len, int32_t *out,
                        size_t *n_out, char *err);
 
@@ -31,7 +42,7 @@ enum ax_err tok_encode(const struct tok *t, const char *text, size_t len, int32_
 enum ax_err tok_decode(const struct tok *t, const int32_t *ids, size_t n, int skip_special,
                        struct ax_buf *out, char *err);
 
-int tok_vocab_size(const struct tok *t);    /* highest id + 1 */
+int tok_vocab_size(const struct tok *t);                     /* highest id + 1 */
 int32_t tok_id(const struct tok *t, const char *token_text); /* -1 if absent */
 int tok_is_special(const struct tok *t, int32_t id);
 /* Raw bytes of one token (after byte-level decoding; may be a partial

@@ -1,11 +1,426 @@
-/* cpu_backend.c - placeholder until the cpu backend lands. */
+/* cpu_backend.c - opens the CPU backend: picks the kernels, starts the
+ * thread pool, slices the model's mmapped tensors into weight matrices
+ * (quantising them at load for --quant q8/q4), and sizes the KV cache and
+ * the scratch buffers. The forward pass itself is in cpu_forward.c.
+ *
+ * Weights are used in place from the mapping unless they are converted:
+ * quantised, a norm vector (copied to f32, a few KB), or a tensor whose
+ * data is not aligned for its element type (copied, with a warning). */
 #include "backend/cpu/cpu.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backend/cpu/cpu_int.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+/* ---- owned buffers ----------------------------------------------------- */
+
+static void *own_alloc(struct cpu_ctx *c, size_t n)
+{
+    if (c->n_owned == c->cap_owned) {
+        int cap = c->cap_owned ? c->cap_owned * 2 : 64;
+        void **o = ax_reallocarray(c->owned, (size_t)cap, sizeof *o);
+        if (!o)
+            return NULL;
+        c->owned = o;
+        c->cap_owned = cap;
+    }
+    void *p = ax_calloc(1, n ? n : 1);
+    if (p)
+        c->owned[c->n_owned++] = p;
+    return p;
+}
+
+static void ctx_free(void *vctx)
+{
+    struct cpu_ctx *c = vctx;
+    if (!c)
+        return;
+    pool_free(c->pool);
+    for (int i = 0; i < c->n_owned; i++)
+        ax_free(c->owned[i]);
+    ax_free(c->owned);
+    ax_free(c->layers);
+    ax_free(c);
+}
+
+/* ---- weights ----------------------------------------------------------- */
+
+struct quant_job {
+    const struct model_tensor *src;
+    enum kq_type src_type, dst_type;
+    int k;
+    int row0;   /* first row of this slice; items are rows from here */
+    uint8_t *dst;
+    float *tmp; /* [n_threads][k] */
+};
+
+/* Rows quantised per pool job; the source pages of each slice are dropped
+ * right after it, so at most one slice of the original is resident. */
+#define QUANT_SLICE_BYTES (16u << 20)
+
+static void quant_item(void *vj, int i, int ith)
+{
+    const struct quant_job *j = vj;
+    float *tmp = j->tmp + (size_t)ith * j->k;
+    size_t sb = kq_row_bytes(j->src_type, j->k), db = kq_row_bytes(j->dst_type, j->k);
+    size_t r = (size_t)j->row0 + (size_t)i;
+    kern_row_to_f32(j->src_type, (const uint8_t *)j->src->data + r * sb, j->k, tmp);
+    if (j->dst_type == KQ_Q8)
+        kern_quant_row_q8(tmp, j->k, j->dst + r * db);
+    else
+        kern_quant_row_q4(tmp, j->k, j->dst + r * db);
+}
+
+/* After a tensor has been converted its mapped pages are never read again
+ * (except embedding rows, which fault back in one at a time): drop them
+ * from our resident set so peak RSS is the converted copy, not both. The
+ * mapping is read-only and file-backed, so this loses nothing. */
+static void drop_pages(const void *data, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0)
+        return;
+    /* whole pages inside [data, data + n) */
+    size_t p = (size_t)pg, mis = (uintptr_t)data % p, head = mis ? p - mis : 0;
+    if (n <= head)
+        return;
+    size_t len = (n - head) / p * p;
+    if (len)
+        madvise((void *)((const uint8_t *)data + head), len, MADV_DONTNEED);
+}
+
+static enum ax_err dtype_kq(const struct model_tensor *t, enum kq_type *out, char *err)
+{
+    switch (t->dtype) {
+    case DT_F32: *out = KQ_F32; return AX_OK;
+    case DT_BF16: *out = KQ_BF16; return AX_OK;
+    case DT_F16: *out = KQ_F16; return AX_OK;
+    default: break;
+    }
+    return ax_fail(err, AX_EUNSUPPORTED,
+                   "tensor %s has dtype %d; the cpu backend reads F32, BF16 and F16", t->name,
+                   (int)t->dtype);
+}
+
+static size_t elem_size(enum kq_type t) { return t == KQ_F32 ? 4 : 2; }
+
+/* A 2-D weight [rows][k], used in place, or quantised to `quant` when that
+ * is Q8/Q4 and k is a whole number of blocks. */
+static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const char *name,
+                               int rows, int k, enum kq_type quant, struct cpu_w *w, char *err)
+{
+    struct model_tensor t;
+    int64_t shape[2] = {rows, k};
+    enum ax_err e = model_tensor_expect(m, name, 2, shape, &t, err);
+    if (e != AX_OK)
+        return e;
+    enum kq_type st = KQ_F32;
+    if ((e = dtype_kq(&t, &st, err)) != AX_OK)
+        return e;
+    size_t need = (size_t)rows * kq_row_bytes(st, k);
+    if (t.nbytes < need || !t.data)
+        return ax_fail(err, AX_EFORMAT, "tensor %s holds %zu bytes, expected %zu", name,
+                       t.nbytes, need);
+    w->rows = rows;
+    w->k = k;
+    if (kq_is_quant(quant) && k % KQ_BLOCK == 0) {
+        size_t rb = kq_row_bytes(quant, k);
+        uint8_t *dst = own_alloc(c, (size_t)rows * rb);
+        float *tmp = ax_mallocarray((size_t)c->n_threads * (size_t)k, sizeof(float));
+        if (!dst || !tmp) {
+            ax_free(tmp);
+            return ax_fail(err, AX_ENOMEM, "out of memory quantising %s (%zu bytes)", name,
+                           (size_t)rows * rb);
+        }
+        size_t sb = kq_row_bytes(st, k);
+        int slice = (int)(QUANT_SLICE_BYTES / sb) + 1;
+        for (int r0 = 0; r0 < rows; r0 += slice) {
+            int n = rows - r0 < slice ? rows - r0 : slice;
+            struct quant_job j = {&t, st, quant, k, r0, dst, tmp};
+            pool_for(c->pool, n, quant_item, &j);
+            drop_pages((const uint8_t *)t.data + (size_t)r0 * sb, (size_t)n * sb);
+        }
+        ax_free(tmp);
+        w->type = quant;
+        w->data = dst;
+        w->stride = rb;
+    } else {
+        if (kq_is_quant(quant))
+            ax_warn("cpu: %s has %d inputs, not a multiple of %d: kept as %s", name, k,
+                    KQ_BLOCK, kq_name(st));
+        w->type = st;
+        w->stride = kq_row_bytes(st, k);
+        w->data = t.data;
+        if ((uintptr_t)t.data % elem_size(st) != 0) {
+            ax_warn("cpu: %s is not aligned in its file: copied", name);
+            uint8_t *copy = own_alloc(c, need);
+            if (!copy)
+                return ax_fail(err, AX_ENOMEM, "out of memory copying %s", name);
+            memcpy(copy, t.data, need);
+            w->data = copy;
+        }
+    }
+    c->weight_bytes += (size_t)rows * w->stride;
+    return AX_OK;
+}
+
+static enum ax_err load_vector(struct cpu_ctx *c, const struct model *m, const char *name, int n,
+                               float **out, char *err)
+{
+    struct model_tensor t;
+    int64_t shape[1] = {n};
+    enum ax_err e = model_tensor_expect(m, name, 1, shape, &t, err);
+    if (e != AX_OK)
+        return e;
+    enum kq_type st = KQ_F32;
+    if ((e = dtype_kq(&t, &st, err)) != AX_OK)
+        return e;
+    if (t.nbytes < (size_t)n * elem_size(st) || !t.data)
+        return ax_fail(err, AX_EFORMAT, "tensor %s is shorter than %d values", name, n);
+    float *v = own_alloc(c, (size_t)n * sizeof(float));
+    uint8_t *raw = own_alloc(c, (size_t)n * elem_size(st)); /* aligned staging copy */
+    if (!v || !raw)
+        return ax_fail(err, AX_ENOMEM, "out of memory loading %s", name);
+    memcpy(raw, t.data, (size_t)n * elem_size(st));
+    kern_row_to_f32(st, raw, n, v);
+    *out = v;
+    return AX_OK;
+}
+
+static enum ax_err load_layer(struct cpu_ctx *c, const struct model *m, int l, enum kq_type q,
+                              char *err)
+{
+    const struct qwen3_config *k = &c->c;
+    struct cpu_layer *L = &c->layers[l];
+    int QD = k->n_heads * k->head_dim, KD = k->n_kv_heads * k->head_dim;
+    char n[160];
+    enum ax_err e;
+#define NAME(s) (snprintf(n, sizeof n, "model.layers.%d.%s", l, s), n)
+    if ((e = load_matrix(c, m, NAME("self_attn.q_proj.weight"), QD, k->hidden, q, &L->q, err)) ||
+        (e = load_matrix(c, m, NAME("self_attn.k_proj.weight"), KD, k->hidden, q, &L->k, err)) ||
+        (e = load_matrix(c, m, NAME("self_attn.v_proj.weight"), KD, k->hidden, q, &L->v, err)) ||
+        (e = load_matrix(c, m, NAME("self_attn.o_proj.weight"), k->hidden, QD, q, &L->o, err)) ||
+        (e = load_matrix(c, m, NAME("mlp.gate_proj.weight"), k->intermediate, k->hidden, q,
+                         &L->gate, err)) ||
+        (e = load_matrix(c, m, NAME("mlp.up_proj.weight"), k->intermediate, k->hidden, q, &L->up,
+                         err)) ||
+        (e = load_matrix(c, m, NAME("mlp.down_proj.weight"), k->hidden, k->intermediate, q,
+                         &L->down, err)) ||
+        (e = load_vector(c, m, NAME("input_layernorm.weight"), k->hidden, &L->attn_norm, err)) ||
+        (e = load_vector(c, m, NAME("post_attention_layernorm.weight"), k->hidden, &L->ffn_norm,
+                         err)) ||
+        (e = load_vector(c, m, NAME("self_attn.q_norm.weight"), k->head_dim, &L->q_norm, err)) ||
+        (e = load_vector(c, m, NAME("self_attn.k_norm.weight"), k->head_dim, &L->k_norm, err)))
+        return e;
+#undef NAME
+    return AX_OK;
+}
+
+static enum ax_err load_weights(struct cpu_ctx *c, const struct model *m, enum kq_type q,
+                                char *err)
+{
+    const struct qwen3_config *k = &c->c;
+    c->layers = ax_calloc((size_t)k->n_layers, sizeof *c->layers);
+    if (!c->layers)
+        return ax_fail(err, AX_ENOMEM, "out of memory for %d layers", k->n_layers);
+    enum ax_err e;
+    /* The embedding is only gathered from (one row per token): as stored. */
+    if ((e = load_matrix(c, m, "model.embed_tokens.weight", k->vocab, k->hidden, KQ_F32,
+                         &c->embed, err)))
+        return e;
+    c->weight_bytes = 0;
+    for (int l = 0; l < k->n_layers; l++)
+        if ((e = load_layer(c, m, l, q, err)))
+            return e;
+    if ((e = load_vector(c, m, "model.norm.weight", k->hidden, &c->final_norm, err)))
+        return e;
+    const char *head = k->tied ? "model.embed_tokens.weight" : "lm_head.weight";
+    if (k->tied && !kq_is_quant(q)) {
+        c->lm_head = c->embed;
+        c->weight_bytes += (size_t)k->vocab * c->embed.stride;
+        return AX_OK;
+    }
+    return load_matrix(c, m, head, k->vocab, k->hidden, q, &c->lm_head, err);
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+static enum ax_err check_config(const struct qwen3_config *k, char *err)
+{
+    if (k->hidden < 1 || k->intermediate < 1 || k->n_layers < 1 || k->n_heads < 1 ||
+        k->n_kv_heads < 1 || k->head_dim < 2 || k->vocab < 1 || k->max_pos < 1)
+        return ax_fail(err, AX_EFORMAT, "config.json: sizes must be positive (hidden %d, "
+                       "intermediate %d, layers %d, heads %d, kv heads %d, head_dim %d, vocab %d)",
+                       k->hidden, k->intermediate, k->n_layers, k->n_heads, k->n_kv_heads,
+                       k->head_dim, k->vocab);
+    if (k->head_dim % 2 || k->n_heads % k->n_kv_heads)
+        return ax_fail(err, AX_EFORMAT, "config.json: head_dim %d must be even and heads %d a "
+                       "multiple of kv heads %d", k->head_dim, k->n_heads, k->n_kv_heads);
+    if (k->hidden > (1 << 16) || k->intermediate > (1 << 18) || k->head_dim > 1024 ||
+        k->n_heads > 1024 || k->n_layers > 1024 || k->vocab > (1 << 24))
+        return ax_fail(err, AX_EFORMAT, "config.json: sizes beyond what the cpu backend "
+                       "supports");
+    if (!(k->rope_theta > 0) || !(k->rms_eps > 0))
+        return ax_fail(err, AX_EFORMAT, "config.json: rope_theta and rms_norm_eps must be > 0");
+    return AX_OK;
+}
+
+static enum ax_err parse_opts(const struct backend_opts *o, const struct qwen3_config *k,
+                              struct cpu_ctx *c, enum kq_type *quant, char *err)
+{
+    *quant = KQ_F32; /* = as stored */
+    if (o->quant && !strcmp(o->quant, "q8"))
+        *quant = KQ_Q8;
+    else if (o->quant && !strcmp(o->quant, "q4"))
+        *quant = KQ_Q4;
+    else if (o->quant && strcmp(o->quant, "none") != 0 && *o->quant)
+        return ax_fail(err, AX_EINVAL, "unknown quantisation '%s' (use none, q8 or q4)", o->quant);
+    if (!o->kv_type || !strcmp(o->kv_type, "f16"))
+        c->kv_f16 = 1;
+    else if (!strcmp(o->kv_type, "f32"))
+        c->kv_f16 = 0;
+    else
+        return ax_fail(err, AX_EINVAL, "unknown KV cache type '%s' (use f16 or f32)", o->kv_type);
+    c->kv_elem = c->kv_f16 ? 2 : 4;
+    c->n_threads = o->n_threads > 0 ? o->n_threads : pool_cpu_count();
+    c->n_slots = o->n_slots > 0 ? o->n_slots : 4;
+    c->n_ctx = o->n_ctx > 0 ? o->n_ctx : (k->max_pos < 4096 ? k->max_pos : 4096);
+    if (c->n_threads > 256 || o->n_threads < 0)
+        return ax_fail(err, AX_EINVAL, "thread count %d out of range 1..256", o->n_threads);
+    if (c->n_slots > 1024 || o->n_slots < 0)
+        return ax_fail(err, AX_EINVAL, "slot count %d out of range 1..1024", o->n_slots);
+    if (o->n_ctx < 0 || c->n_ctx > k->max_pos)
+        return ax_fail(err, AX_EINVAL, "context %d out of range 1..%d "
+                       "(max_position_embeddings)", o->n_ctx, k->max_pos);
+    return AX_OK;
+}
+
+/* ---- KV cache, RoPE tables, scratch ------------------------------------ */
+
+static void *alloc_n(struct cpu_ctx *c, size_t a, size_t b, size_t d, size_t *bytes)
+{
+    size_t n;
+    if (ax_mul_overflow(a, b, &n) || ax_mul_overflow(n, d, &n))
+        return NULL;
+    if (bytes)
+        *bytes = n;
+    return own_alloc(c, n);
+}
+
+static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
+{
+    const struct qwen3_config *k = &c->c;
+    size_t H = (size_t)k->hidden, D = (size_t)k->head_dim, QD = (size_t)k->n_heads * D;
+    size_t I = (size_t)k->intermediate, cap = CPU_MAX_TOKENS, kvb = 0;
+    c->kv_dim = (size_t)k->n_kv_heads * D;
+    c->cap = CPU_MAX_TOKENS;
+    size_t cells = (size_t)c->n_slots * (size_t)k->n_layers * (size_t)c->n_ctx;
+    /* Pages of the cache are touched only as positions fill up. */
+    c->kcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, &kvb);
+    c->vcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, NULL);
+    if (!c->kcache || !c->vcache)
+        return ax_fail(err, AX_ENOMEM, "out of memory for the KV cache (2 x %zu bytes for %d "
+                       "slots x %d tokens): lower --slots or --ctx", kvb, c->n_slots, c->n_ctx);
+    size_t xw = H > QD ? H : QD;
+    xw = xw > I ? xw : I;
+    c->xq_stride = ka_q8_row_bytes((int)xw);
+    c->x = alloc_n(c, cap, H, 4, NULL);
+    c->xb = alloc_n(c, cap, H, 4, NULL);
+    c->xb2 = alloc_n(c, cap, H, 4, NULL);
+    c->q = alloc_n(c, cap, QD, 4, NULL);
+    c->att = alloc_n(c, cap, QD, 4, NULL);
+    c->k = alloc_n(c, cap, c->kv_dim, 4, NULL);
+    c->v = alloc_n(c, cap, c->kv_dim, 4, NULL);
+    c->hb = alloc_n(c, cap, I, 4, NULL);
+    c->hb2 = alloc_n(c, cap, I, 4, NULL);
+    c->xq = alloc_n(c, cap, c->xq_stride, 1, NULL);
+    c->scores = alloc_n(c, (size_t)c->n_threads, (size_t)c->n_ctx, 4, NULL);
+    c->logits = alloc_n(c, CPU_MAX_BATCH, (size_t)k->vocab, 4, NULL);
+    c->rope_cos = alloc_n(c, (size_t)c->n_ctx, D / 2, 4, NULL);
+    c->rope_sin = alloc_n(c, (size_t)c->n_ctx, D / 2, 4, NULL);
+    c->t_tok = alloc_n(c, cap, sizeof(int32_t), 1, NULL);
+    c->t_pos = alloc_n(c, cap, sizeof(int), 1, NULL);
+    c->t_slot = alloc_n(c, cap, sizeof(int), 1, NULL);
+    c->l_row = alloc_n(c, cap, sizeof(int), 1, NULL);
+    c->l_out = alloc_n(c, cap, sizeof(float *), 1, NULL);
+    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->att || !c->k || !c->v || !c->hb || !c->hb2 ||
+        !c->xq || !c->scores || !c->logits || !c->rope_cos || !c->rope_sin || !c->t_tok ||
+        !c->t_pos || !c->t_slot || !c->l_row || !c->l_out)
+        return ax_fail(err, AX_ENOMEM, "out of memory for the cpu backend's scratch buffers");
+    /* inv_freq[i] = theta^(-2i/D); angles in double, stored as f32 */
+    for (int p = 0; p < c->n_ctx; p++)
+        for (size_t i = 0; i < D / 2; i++) {
+            double a = p * pow(k->rope_theta, -2.0 * (double)i / (double)D);
+            c->rope_cos[(size_t)p * (D / 2) + i] = (float)cos(a);
+            c->rope_sin[(size_t)p * (D / 2) + i] = (float)sin(a);
+        }
+    return AX_OK;
+}
+
+/* ---- backend interface ------------------------------------------------- */
+
+static const struct backend_ops cpu_ops = {
+    .version = BACKEND_IFACE_VERSION,
+    .name = "cpu",
+    .caps = BACKEND_CAP_BATCH,
+    .forward = cpu_forward,
+    .healthy = NULL,
+    .free = ctx_free,
+};
 
 enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model *m,
                              struct backend *b, char *err)
 {
-    (void)opts;
-    (void)m;
-    (void)b;
-    return ax_fail(err, AX_EUNSUPPORTED, "the cpu backend is not built yet");
+    if (model_kind(m) != MODEL_HF)
+        return ax_fail(err, AX_EUNSUPPORTED, "the cpu backend needs an HF checkpoint "
+                       "(config.json + safetensors) in %s", model_dir(m));
+    struct cpu_ctx *c = ax_calloc(1, sizeof *c);
+    if (!c)
+        return ax_fail(err, AX_ENOMEM, "out of memory opening the cpu backend");
+    c->magic = CPU_MAGIC;
+    c->c = *model_config(m);
+    enum kq_type quant;
+    enum ax_err e = check_config(&c->c, err);
+    if (!e)
+        e = parse_opts(opts, &c->c, c, &quant, err);
+    if (!e) {
+        kern_table_init_ref(&c->kt);
+        kern_arch_init(&c->kt);
+        e = pool_create(c->n_threads, &c->pool, err);
+    }
+    if (!e)
+        e = load_weights(c, m, quant, err);
+    if (!e)
+        e = alloc_state(c, err);
+    if (e) {
+        ctx_free(c);
+        return e;
+    }
+    ax_info("cpu: kernels %s, %d threads, weights %s (%.1f MiB read per token), KV %s, "
+            "%d slots x %d tokens", c->kt.name, c->n_threads,
+            kq_is_quant(quant) ? kq_name(quant) : "as stored",
+            (double)c->weight_bytes / 1048576.0, c->kv_f16 ? "f16" : "f32", c->n_slots,
+            c->n_ctx);
+    b->ops = &cpu_ops;
+    b->ctx = c;
+    b->lim.n_ctx = c->n_ctx;
+    b->lim.n_slots = c->n_slots;
+    b->lim.prefill_chunk = CPU_MAX_TOKENS;
+    b->lim.n_vocab = c->c.vocab;
+    b->lim.max_batch = CPU_MAX_BATCH;
+    return AX_OK;
+}
+
+size_t cpu_backend_weight_bytes(const struct backend *b)
+{
+    if (!b || b->ops != &cpu_ops)
+        return 0;
+    const struct cpu_ctx *c = b->ctx;
+    return c->magic == CPU_MAGIC ? c->weight_bytes : 0;
 }

@@ -1,0 +1,331 @@
+/* avx2.c - AVX2 + FMA + F16C variants of the dispatched kernels (same
+ * signatures and results as the scalar references in kernels.c, up to
+ * float summation order). Compiled with -mavx2 -mfma -mf16c; installed
+ * only when the CPU reports all three (x86.c).
+ *
+ * Matrix products run small register tiles: R weight rows x T tokens
+ * share each load (R=4,T=1 for decode; R=1,T=4 for prefill), so a weight
+ * row is converted once per 4 tokens. Integer dots use the maddubs sign
+ * trick: |w| (unsigned) times sign(w)*x (signed), exact in int16 because
+ * both codes stay within -127..127. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "backend/cpu/arch/x86/x86.h"
+
+#define AI static inline __attribute__((always_inline))
+#define PF_AHEAD 1024 /* bytes ahead of the current weight load */
+
+AI float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AI const uint8_t *wrow(const struct kern_mm *a, int r) { return a->w + (size_t)r * a->w_stride; }
+AI const uint8_t *xrow(const struct kern_mm *a, int t)
+{
+    return (const uint8_t *)a->x + (size_t)t * a->x_stride;
+}
+
+/* ---- float weights ----------------------------------------------------- */
+
+enum wt { W_F32, W_BF16, W_F16 };
+
+AI __m256 load8(enum wt wt, const uint8_t *row, int i)
+{
+    switch (wt) {
+    case W_F32: return _mm256_loadu_ps((const float *)(const void *)row + i);
+    case W_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case W_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+    }
+    return _mm256_setzero_ps();
+}
+
+AI float load1(enum wt wt, const uint8_t *row, int i)
+{
+    uint16_t h;
+    switch (wt) {
+    case W_F32: return ((const float *)(const void *)row)[i];
+    case W_BF16: {
+        uint32_t u = (uint32_t)((const uint16_t *)row)[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    case W_F16: h = ((const uint16_t *)row)[i]; return _cvtsh_ss(h);
+    }
+    return 0;
+}
+
+AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
+{
+    __m256 acc[4][4];
+    const uint8_t *w[4];
+    const float *x[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        w[i] = wrow(a, r + i);
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            acc[i][j] = _mm256_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++)
+        x[j] = (const float *)(const void *)xrow(a, t + j);
+    int k8 = a->k & ~7;
+    for (int e = 0; e < k8; e += 8) {
+        __m256 xv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            xv[j] = _mm256_loadu_ps(x[j] + e);
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            if (T == 1) /* decode streams rows: fetch across 4 KiB pages early */
+                _mm_prefetch((const char *)w[i] + (wt == W_F32 ? 4 : 2) * (size_t)e + PF_AHEAD,
+                             _MM_HINT_T0);
+            __m256 wv = load8(wt, w[i], e);
+#pragma GCC unroll 4
+            for (int j = 0; j < T; j++)
+                acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) {
+            float s = hsum(acc[i][j]);
+            for (int e = k8; e < a->k; e++)
+                s += load1(wt, w[i], e) * x[j][e];
+            a->y[(size_t)(t + j) * a->y_stride + (size_t)(r + i)] = s;
+        }
+}
+
+AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
+{
+    int r = r0;
+    if (a->n == 1)
+        for (; r + 4 <= r1; r += 4)
+            ftile(a, wt, r, 0, 4, 1);
+    /* prefill: 2 rows x 4 tokens per tile, so each activation load
+     * serves 2 weight rows (fewer loads per FMA) */
+    if (a->n >= 4)
+        for (; r + 2 <= r1; r += 2) {
+            int t = 0;
+            for (; t + 4 <= a->n; t += 4)
+                ftile(a, wt, r, t, 2, 4);
+            for (; t < a->n; t++)
+                ftile(a, wt, r, t, 2, 1);
+        }
+    for (; r < r1; r++) {
+        int t = 0;
+        for (; t + 4 <= a->n; t += 4)
+            ftile(a, wt, r, t, 1, 4);
+        for (; t < a->n; t++)
+            ftile(a, wt, r, t, 1, 1);
+    }
+}
+
+static void mm_f32(const struct kern_mm *a, int r0, int r1) { fmm(a, W_F32, r0, r1); }
+static void mm_bf16(const struct kern_mm *a, int r0, int r1) { fmm(a, W_BF16, r0, r1); }
+static void mm_f16(const struct kern_mm *a, int r0, int r1) { fmm(a, W_F16, r0, r1); }
+
+/* ---- quantised weights ------------------------------------------------- */
+
+AI __m256i dot_i8(__m256i w, __m256i x)
+{
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* Block b of a Q8 (q4 = 0) or Q4 (q4 = 1) row, as 32 signed codes. */
+AI __m256i wblock(int q4, const uint8_t *codes, int b)
+{
+    if (!q4)
+        return _mm256_loadu_si256((const __m256i *)(codes + 32 * b));
+    __m128i p = _mm_loadu_si128((const __m128i *)(codes + 16 * b));
+    __m128i m = _mm_set1_epi8(0x0f);
+    __m128i lo = _mm_and_si128(p, m), hi = _mm_and_si128(_mm_srli_epi16(p, 4), m);
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
+{
+    int nb = a->k / 32;
+    __m256 acc[4][4];
+    const uint16_t *wd[4];
+    const uint8_t *wq[4];
+    const float *xd[4];
+    const int8_t *xq[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        wd[i] = (const uint16_t *)wrow(a, r + i);
+        wq[i] = (const uint8_t *)(wd[i] + nb);
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            acc[i][j] = _mm256_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++) {
+        xd[j] = (const float *)(const void *)xrow(a, t + j);
+        xq[j] = (const int8_t *)(xd[j] + nb);
+    }
+    for (int b = 0; b < nb; b++) {
+        __m256i xv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            xv[j] = _mm256_loadu_si256((const __m256i *)(xq[j] + 32 * b));
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            __m256i wv = wblock(q4, wq[i], b);
+            float d = _cvtsh_ss(wd[i][b]);
+#pragma GCC unroll 4
+            for (int j = 0; j < T; j++) {
+                __m256 s = _mm256_cvtepi32_ps(dot_i8(wv, xv[j]));
+                acc[i][j] = _mm256_fmadd_ps(s, _mm256_set1_ps(d * xd[j][b]), acc[i][j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            a->y[(size_t)(t + j) * a->y_stride + (size_t)(r + i)] = hsum(acc[i][j]);
+}
+
+AI void qmm(const struct kern_mm *a, int q4, int r0, int r1)
+{
+    int r = r0;
+    if (a->n == 1)
+        for (; r + 4 <= r1; r += 4)
+            qtile(a, q4, r, 0, 4, 1);
+    for (; r < r1; r++) {
+        int t = 0;
+        for (; t + 4 <= a->n; t += 4)
+            qtile(a, q4, r, t, 1, 4);
+        for (; t < a->n; t++)
+            qtile(a, q4, r, t, 1, 1);
+    }
+}
+
+static void mm_q8(const struct kern_mm *a, int r0, int r1) { qmm(a, 0, r0, r1); }
+static void mm_q4(const struct kern_mm *a, int r0, int r1) { qmm(a, 1, r0, r1); }
+
+/* Same rounding as the reference (cvtps rounds to nearest even, as lrintf
+ * does by default), so the codes are identical. */
+static void quant_act(const float *x, int k, uint8_t *out)
+{
+    int nb = k / 32;
+    float *d = (float *)(void *)out;
+    int8_t *q = (int8_t *)(d + nb);
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int b = 0; b < nb; b++) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
+            m = _mm256_max_ps(m, _mm256_and_ps(v[i], absm));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        d[b] = amax / 127.0f;
+        __m256 id = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v[0], id));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v[1], id));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v[2], id));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v[3], id));
+        __m256i s01 = _mm256_packs_epi32(i0, i1), s23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(s01, s23);
+        /* packs work per 128-bit lane: restore element order */
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), p);
+    }
+}
+
+/* ---- KV cache helpers -------------------------------------------------- */
+
+static float dot_f16(const float *q, const uint16_t *k, int d)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= d; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8))), a1);
+    }
+    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; i < d; i++)
+        s += q[i] * _cvtsh_ss(k[i]);
+    return s;
+}
+
+static float dot_f32(const float *q, const float *k, int d)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= d; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(k + i + 8), a1);
+    }
+    float s = hsum(_mm256_add_ps(a0, a1));
+    for (; i < d; i++)
+        s += q[i] * k[i];
+    return s;
+}
+
+static void axpy_f16(float a, const uint16_t *v, float *out, int d)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= d; i += 8) {
+        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i)));
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(av, x, _mm256_loadu_ps(out + i)));
+    }
+    for (; i < d; i++)
+        out[i] += a * _cvtsh_ss(v[i]);
+}
+
+static void axpy_f32(float a, const float *v, float *out, int d)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= d; i += 8)
+        _mm256_storeu_ps(out + i,
+                         _mm256_fmadd_ps(av, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
+    for (; i < d; i++)
+        out[i] += a * v[i];
+}
+
+static void f32_to_f16(const float *x, uint16_t *out, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        out[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+void kern_x86_avx2_fill(struct kern_table *t)
+{
+    t->name = "avx2+fma+f16c";
+    t->mm[KQ_F32] = mm_f32;
+    t->mm[KQ_BF16] = mm_bf16;
+    t->mm[KQ_F16] = mm_f16;
+    t->mm[KQ_Q8] = mm_q8;
+    t->mm[KQ_Q4] = mm_q4;
+    t->quant_act = quant_act;
+    t->dot_f16 = dot_f16;
+    t->dot_f32 = dot_f32;
+    t->axpy_f16 = axpy_f16;
+    t->axpy_f32 = axpy_f32;
+    t->f32_to_f16 = f32_to_f16;
+}

@@ -1,0 +1,12 @@
+/* x86.h - private to arch/x86/: the fill functions of each x86 variant. */
+#ifndef AX_BACKEND_CPU_ARCH_X86_H
+#define AX_BACKEND_CPU_ARCH_X86_H
+
+#include "backend/cpu/kernels.h"
+
+/* Requires AVX2, FMA and F16C. */
+void kern_x86_avx2_fill(struct kern_table *t);
+/* Requires the above plus AVX-512 F/BW/VL. */
+void kern_x86_avx512_fill(struct kern_table *t);
+
+#endif

@@ -1,0 +1,360 @@
+/* cpu_forward.c - the Qwen3 forward pass on the CPU (HF transformers
+ * semantics, see the Qwen3 facts): embedding, per layer RMSNorm ->
+ * q/k/v -> per-head q_norm/k_norm -> RoPE (rotate_half) -> causal GQA
+ * attention over the KV cache -> o_proj -> residual -> RMSNorm -> SwiGLU
+ * MLP -> residual; final norm and lm_head for the rows that want logits.
+ *
+ * All tokens of a call (several sequences, each into its own KV slot) go
+ * through every matrix together, so each weight row is read once per pass
+ * (batched prefill and continuous batching alike). Calls with more than
+ * CPU_MAX_TOKENS tokens are split into passes. Nothing here allocates. */
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_int.h"
+
+/* ---- parallel matrix products ------------------------------------------ */
+
+#define MM_TILE 16 /* tokens per kernel call: their activations stay in L2 */
+
+struct mm_part {
+    kern_mm_fn fn;
+    struct kern_mm a;
+    int rows;
+    int chunk;  /* rows per claimed chunk */
+    int chunks;
+};
+
+struct mm_job {
+    struct mm_part p[3];
+    int np;
+    int total; /* chunks over all parts: the pool's items */
+};
+
+/* One chunk of rows of one part. Chunks are claimed one by one, so a
+ * thread that loses its core to another process does not hold up the
+ * others. */
+static void mm_item(void *arg, int ci, int ith)
+{
+    (void)ith;
+    const struct mm_job *j = arg;
+    int pi = 0;
+    while (ci >= j->p[pi].chunks)
+        ci -= j->p[pi++].chunks;
+    const struct mm_part *p = &j->p[pi];
+    int r0 = ci * p->chunk, r1 = r0 + p->chunk < p->rows ? r0 + p->chunk : p->rows;
+    for (int t0 = 0; t0 < p->a.n; t0 += MM_TILE) {
+        struct kern_mm s = p->a;
+        s.n = p->a.n - t0 < MM_TILE ? p->a.n - t0 : MM_TILE;
+        s.x = (const uint8_t *)p->a.x + (size_t)t0 * p->a.x_stride;
+        s.y = p->a.y + (size_t)t0 * p->a.y_stride;
+        p->fn(&s, r0, r1);
+    }
+}
+
+static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, const float *xf,
+                   size_t xf_stride, float *y, size_t y_stride, int n)
+{
+    struct mm_part *p = &j->p[j->np++];
+    p->fn = c->kt.mm[w->type];
+    p->a.w = w->data;
+    p->a.w_stride = w->stride;
+    if (kq_is_quant(w->type)) {
+        p->a.x = c->xq;
+        p->a.x_stride = c->xq_stride;
+    } else {
+        p->a.x = xf;
+        p->a.x_stride = xf_stride * sizeof(float);
+    }
+    p->a.y = y;
+    p->a.y_stride = y_stride;
+    p->a.n = n;
+    p->a.k = w->k;
+    p->rows = w->rows;
+    /* about 8 chunks per thread, in multiples of 8 rows */
+    int ch = w->rows / (c->n_threads * 8);
+    ch = ch < 8 ? 8 : (ch + 7) / 8 * 8;
+    p->chunk = ch;
+    p->chunks = (w->rows + ch - 1) / ch;
+    j->total += p->chunks;
+}
+
+static void mm_run(struct cpu_ctx *c, struct mm_job *j) { pool_for(c->pool, j->total, mm_item, j); }
+
+/* ---- parallel loops over rows ------------------------------------------ */
+
+struct row_job {
+    struct cpu_ctx *c;
+    void (*fn)(struct cpu_ctx *c, const void *arg, int i, int ith);
+    const void *arg;
+};
+
+static void row_item(void *vj, int i, int ith)
+{
+    const struct row_job *j = vj;
+    j->fn(j->c, j->arg, i, ith);
+}
+
+static void for_rows(struct cpu_ctx *c, int n, void (*fn)(struct cpu_ctx *, const void *, int, int),
+                     const void *arg)
+{
+    struct row_job j = {c, fn, arg};
+    pool_for(c->pool, n, row_item, &j);
+}
+
+/* ---- per-row steps ----------------------------------------------------- */
+
+/* x += add (if any); xb = rmsnorm(x) * w; quantised copy of xb if wanted. */
+struct norm_arg {
+    const float *add;  /* [cap][H] or NULL */
+    const float *w;    /* norm weights [H] */
+    int quant;         /* also write KA_Q8 rows to c->xq */
+};
+
+static void norm_row(struct cpu_ctx *c, const void *va, int t, int ith)
+{
+    (void)ith;
+    const struct norm_arg *a = va;
+    int H = c->c.hidden;
+    float *x = c->x + (size_t)t * H, *xb = c->xb + (size_t)t * H;
+    if (a->add)
+        for (int i = 0; i < H; i++)
+            x[i] += a->add[(size_t)t * H + i];
+    kern_rmsnorm(x, a->w, H, (float)c->c.rms_eps, xb);
+    if (a->quant)
+        c->kt.quant_act(xb, H, c->xq + (size_t)t * c->xq_stride);
+}
+
+static void quant_row(struct cpu_ctx *c, const void *va, int t, int ith)
+{
+    (void)ith;
+    const struct { const float *x; int k; } *a = va;
+    c->kt.quant_act(a->x + (size_t)t * a->k, a->k, c->xq + (size_t)t * c->xq_stride);
+}
+
+static void quant_rows(struct cpu_ctx *c, const float *x, int k, int n)
+{
+    struct { const float *x; int k; } a = {x, k};
+    for_rows(c, n, quant_row, &a);
+}
+
+static uint8_t *kv_row(struct cpu_ctx *c, uint8_t *cache, int slot, int layer, int pos)
+{
+    size_t i = ((size_t)slot * c->c.n_layers + (size_t)layer) * (size_t)c->n_ctx + (size_t)pos;
+    return cache + i * c->kv_dim * c->kv_elem;
+}
+
+static void store_kv(struct cpu_ctx *c, uint8_t *dst, const float *src)
+{
+    if (c->kv_f16)
+        c->kt.f32_to_f16(src, (uint16_t *)dst, (int)c->kv_dim);
+    else
+        memcpy(dst, src, c->kv_dim * sizeof(float));
+}
+
+/* q_norm/k_norm per head, RoPE at the token's position, K and V into the
+ * token's slot of the cache. */
+static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
+{
+    (void)ith;
+    const struct cpu_layer *L = va;
+    int D = c->c.head_dim, NH = c->c.n_heads, KV = c->c.n_kv_heads;
+    float eps = (float)c->c.rms_eps;
+    const float *cs = c->rope_cos + (size_t)c->t_pos[t] * (D / 2);
+    const float *sn = c->rope_sin + (size_t)c->t_pos[t] * (D / 2);
+    float *q = c->q + (size_t)t * NH * D, *k = c->k + (size_t)t * KV * D;
+    for (int h = 0; h < NH; h++) {
+        float *qh = q + (size_t)h * D;
+        kern_rmsnorm(qh, L->q_norm, D, eps, qh);
+        kern_rope(qh, cs, sn, D);
+    }
+    for (int h = 0; h < KV; h++) {
+        float *kh = k + (size_t)h * D;
+        kern_rmsnorm(kh, L->k_norm, D, eps, kh);
+        kern_rope(kh, cs, sn, D);
+    }
+    int layer = (int)(L - c->layers);
+    store_kv(c, kv_row(c, c->kcache, c->t_slot[t], layer, c->t_pos[t]), k);
+    store_kv(c, kv_row(c, c->vcache, c->t_slot[t], layer, c->t_pos[t]),
+             c->v + (size_t)t * KV * D);
+}
+
+/* One (token, query head): causal softmax attention over positions
+ * 0..pos of the token's slot, using kv head h / (NH / KV). */
+static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
+{
+    int layer = *(const int *)va;
+    int NH = c->c.n_heads, D = c->c.head_dim;
+    int t = i / NH, h = i % NH, kvh = h / (NH / c->c.n_kv_heads);
+    int pos = c->t_pos[t], slot = c->t_slot[t];
+    const float *q = c->q + ((size_t)t * NH + h) * D;
+    float *out = c->att + ((size_t)t * NH + h) * D;
+    float *s = c->scores + (size_t)ith * c->n_ctx;
+    float scale = 1.0f / sqrtf((float)D);
+    size_t stride = c->kv_dim * c->kv_elem, off = (size_t)kvh * D * c->kv_elem;
+    const uint8_t *kb = kv_row(c, c->kcache, slot, layer, 0) + off;
+    const uint8_t *vb = kv_row(c, c->vcache, slot, layer, 0) + off;
+    for (int j = 0; j <= pos; j++)
+        s[j] = scale * (c->kv_f16 ? c->kt.dot_f16(q, (const uint16_t *)(kb + j * stride), D)
+                                  : c->kt.dot_f32(q, (const float *)(const void *)(kb + j * stride), D));
+    kern_softmax(s, pos + 1);
+    memset(out, 0, (size_t)D * sizeof(float));
+    for (int j = 0; j <= pos; j++) {
+        if (c->kv_f16)
+            c->kt.axpy_f16(s[j], (const uint16_t *)(vb + j * stride), out, D);
+        else
+            c->kt.axpy_f32(s[j], (const float *)(const void *)(vb + j * stride), out, D);
+    }
+}
+
+static void swiglu_row(struct cpu_ctx *c, const void *va, int t, int ith)
+{
+    (void)ith;
+    int quant = *(const int *)va, I = c->c.intermediate;
+    float *a = c->hb + (size_t)t * I;
+    kern_silu_mul(a, c->hb2 + (size_t)t * I, I);
+    if (quant)
+        c->kt.quant_act(a, I, c->xq + (size_t)t * c->xq_stride);
+}
+
+/* Final residual and norm for the rows that want logits, packed into xb. */
+static void final_row(struct cpu_ctx *c, const void *va, int i, int ith)
+{
+    (void)ith;
+    (void)va;
+    int H = c->c.hidden, t = c->l_row[i];
+    float *x = c->x + (size_t)t * H;
+    const float *add = c->xb2 + (size_t)t * H;
+    for (int j = 0; j < H; j++)
+        x[j] += add[j];
+    kern_rmsnorm(x, c->final_norm, H, (float)c->c.rms_eps, c->xb + (size_t)i * H);
+    if (kq_is_quant(c->lm_head.type))
+        c->kt.quant_act(c->xb + (size_t)i * H, H, c->xq + (size_t)i * c->xq_stride);
+}
+
+static void embed_row(struct cpu_ctx *c, const void *va, int t, int ith)
+{
+    (void)ith;
+    (void)va;
+    int H = c->c.hidden;
+    kern_row_to_f32(c->embed.type, c->embed.data + (size_t)c->t_tok[t] * c->embed.stride, H,
+                    c->x + (size_t)t * H);
+}
+
+/* ---- one layer --------------------------------------------------------- */
+
+static void layer_forward(struct cpu_ctx *c, int l, int nt)
+{
+    const struct cpu_layer *L = &c->layers[l];
+    int H = c->c.hidden, D = c->c.head_dim;
+    int QD = c->c.n_heads * D, KD = c->c.n_kv_heads * D, I = c->c.intermediate;
+
+    /* attention block: the previous layer's MLP output joins the residual here */
+    struct norm_arg na = {l > 0 ? c->xb2 : NULL, L->attn_norm, kq_is_quant(L->q.type)};
+    for_rows(c, nt, norm_row, &na);
+    struct mm_job j = {0};
+    mm_add(c, &j, &L->q, c->xb, H, c->q, QD, nt);
+    mm_add(c, &j, &L->k, c->xb, H, c->k, KD, nt);
+    mm_add(c, &j, &L->v, c->xb, H, c->v, KD, nt);
+    mm_run(c, &j);
+    for_rows(c, nt, qk_row, L);
+    for_rows(c, nt * c->c.n_heads, attn_row, &l);
+    if (kq_is_quant(L->o.type))
+        quant_rows(c, c->att, QD, nt);
+    memset(&j, 0, sizeof j);
+    mm_add(c, &j, &L->o, c->att, QD, c->xb2, H, nt);
+    mm_run(c, &j);
+
+    /* MLP block */
+    struct norm_arg nm = {c->xb2, L->ffn_norm, kq_is_quant(L->gate.type)};
+    for_rows(c, nt, norm_row, &nm);
+    memset(&j, 0, sizeof j);
+    mm_add(c, &j, &L->gate, c->xb, H, c->hb, I, nt);
+    mm_add(c, &j, &L->up, c->xb, H, c->hb2, I, nt);
+    mm_run(c, &j);
+    int qd = kq_is_quant(L->down.type);
+    for_rows(c, nt, swiglu_row, &qd);
+    memset(&j, 0, sizeof j);
+    mm_add(c, &j, &L->down, c->hb, I, c->xb2, H, nt);
+    mm_run(c, &j);
+}
+
+/* One pass over the weights for nt tokens (t_tok/t_pos/t_slot filled),
+ * writing logits for the n_out rows listed in l_row/l_out. */
+static void pass(struct cpu_ctx *c, int nt, int n_out)
+{
+    for_rows(c, nt, embed_row, NULL);
+    for (int l = 0; l < c->c.n_layers; l++)
+        layer_forward(c, l, nt);
+    if (n_out == 0)
+        return;
+    for_rows(c, n_out, final_row, NULL);
+    struct mm_job j = {0};
+    size_t V = (size_t)c->c.vocab;
+    mm_add(c, &j, &c->lm_head, c->xb, c->c.hidden, c->logits, V, n_out);
+    mm_run(c, &j);
+    for (int i = 0; i < n_out; i++)
+        memcpy(c->l_out[i], c->logits + (size_t)i * V, V * sizeof(float));
+}
+
+/* ---- entry point ------------------------------------------------------- */
+
+static enum ax_err check_seqs(const struct cpu_ctx *c, const struct backend_seq *seqs,
+                              int n_seqs, char *err)
+{
+    if (n_seqs < 1 || n_seqs > CPU_MAX_BATCH)
+        return ax_fail(err, AX_EINVAL, "cpu forward: %d sequences (limit 1..%d)", n_seqs,
+                       CPU_MAX_BATCH);
+    for (int i = 0; i < n_seqs; i++) {
+        const struct backend_seq *s = &seqs[i];
+        if (s->slot < 0 || s->slot >= c->n_slots)
+            return ax_fail(err, AX_ERANGE, "cpu forward: slot %d out of range 0..%d", s->slot,
+                           c->n_slots - 1);
+        for (int j = 0; j < i; j++)
+            if (seqs[j].slot == s->slot)
+                return ax_fail(err, AX_EINVAL, "cpu forward: slot %d used twice in one call",
+                               s->slot);
+        if (s->n_tokens < 1 || !s->tokens)
+            return ax_fail(err, AX_EINVAL, "cpu forward: sequence %d has no tokens", i);
+        if (s->pos < 0 || s->pos > c->n_ctx - s->n_tokens)
+            return ax_fail(err, AX_ECONTEXT,
+                           "cpu forward: positions %d..%d exceed the context of %d tokens",
+                           s->pos, s->pos + s->n_tokens - 1, c->n_ctx);
+        for (int t = 0; t < s->n_tokens; t++)
+            if (s->tokens[t] < 0 || s->tokens[t] >= c->c.vocab)
+                return ax_fail(err, AX_ERANGE, "cpu forward: token id %d outside the vocabulary "
+                               "of %d", (int)s->tokens[t], c->c.vocab);
+    }
+    return AX_OK;
+}
+
+enum ax_err cpu_forward(void *ctx, const struct backend_seq *seqs, int n_seqs, char *err)
+{
+    struct cpu_ctx *c = ctx;
+    enum ax_err e = check_seqs(c, seqs, n_seqs, err);
+    if (e != AX_OK)
+        return e;
+    /* Flatten the sequences into passes of at most cap tokens. All K/V
+     * rows of a pass are stored before any attention reads them, and
+     * attention is causal by position, so a sequence may span passes. */
+    int nt = 0, n_out = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        const struct backend_seq *s = &seqs[i];
+        for (int t = 0; t < s->n_tokens; t++) {
+            c->t_tok[nt] = s->tokens[t];
+            c->t_pos[nt] = s->pos + t;
+            c->t_slot[nt] = s->slot;
+            if (t == s->n_tokens - 1 && s->logits) {
+                c->l_row[n_out] = nt;
+                c->l_out[n_out++] = s->logits;
+            }
+            if (++nt == c->cap) {
+                pass(c, nt, n_out);
+                nt = n_out = 0;
+            }
+        }
+    }
+    if (nt > 0)
+        pass(c, nt, n_out);
+    return AX_OK;
+}

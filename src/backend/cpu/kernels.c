@@ -1,0 +1,406 @@
+/* kernels.c - scalar reference kernels: the specification of every
+ * dispatched kernel and the oracle the SIMD variants are tested against,
+ * plus the small portable ops (RMSNorm, RoPE, SiLU, softmax) and the
+ * load-time conversions and quantisers. Formats: see kernels.h.
+ *
+ * Written for clarity, not speed: one accumulator, in order. */
+#include "backend/cpu/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- formats ----------------------------------------------------------- */
+
+const char *kq_name(enum kq_type t)
+{
+    switch (t) {
+    case KQ_F32: return "f32";
+    case KQ_BF16: return "bf16";
+    case KQ_F16: return "f16";
+    case KQ_Q8: return "q8";
+    case KQ_Q4: return "q4";
+    case KQ_COUNT: break;
+    }
+    return "?";
+}
+
+size_t kq_row_bytes(enum kq_type t, int k)
+{
+    size_t n = (size_t)k;
+    switch (t) {
+    case KQ_F32: return 4 * n;
+    case KQ_BF16:
+    case KQ_F16: return 2 * n;
+    case KQ_Q8: return 2 * (n / KQ_BLOCK) + n;
+    case KQ_Q4: return 2 * (n / KQ_BLOCK) + n / 2;
+    case KQ_COUNT: break;
+    }
+    return 0;
+}
+
+int kq_is_quant(enum kq_type t) { return t == KQ_Q8 || t == KQ_Q4; }
+
+size_t ka_q8_row_bytes(int k) { return 4 * ((size_t)k / KQ_BLOCK) + (size_t)k; }
+
+/* ---- scalar conversions ------------------------------------------------ */
+
+static float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+float kern_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0) {
+        /* zero or subnormal: man * 2^-24 is exact in f32 */
+        float f = (float)man * (1.0f / 16777216.0f);
+        return sign ? -f : f;
+    }
+    if (exp == 31)
+        return bits_f32(sign | 0x7f800000 | (man << 13));
+    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+uint16_t kern_f32_to_f16(float f)
+{
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffff;
+    if (ax >= 0x7f800000) /* inf or nan (nan stays quiet nan) */
+        return sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0);
+    if (ax >= 0x477ff000) /* >= 65520 rounds to infinity */
+        return sign | 0x7c00;
+    if (ax < 0x38800000) { /* below the smallest normal half: 2^-14 */
+        /* the value in units of 2^-24, rounded to nearest even */
+        return sign | (uint16_t)lrintf(bits_f32(ax) * 16777216.0f);
+    }
+    uint32_t r = ax - (112u << 23); /* rebias exponent 127 -> 15 */
+    uint32_t h = r >> 13, rem = r & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+        h++;
+    return sign | (uint16_t)h;
+}
+
+float kern_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+
+uint16_t kern_f32_to_bf16(float f)
+{
+    uint32_t x = f32_bits(f);
+    if ((x & 0x7fffffff) > 0x7f800000)
+        return (uint16_t)((x >> 16) | 0x40);
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+/* ---- matrix products --------------------------------------------------- */
+
+static const uint8_t *w_row(const struct kern_mm *a, int r)
+{
+    return a->w + (size_t)r * a->w_stride;
+}
+
+static const uint8_t *x_row(const struct kern_mm *a, int t)
+{
+    return (const uint8_t *)a->x + (size_t)t * a->x_stride;
+}
+
+void kern_mm_ref_f32(const struct kern_mm *a, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        const float *w = (const float *)(const void *)w_row(a, r);
+        for (int t = 0; t < a->n; t++) {
+            const float *x = (const float *)(const void *)x_row(a, t);
+            float s = 0;
+            for (int i = 0; i < a->k; i++)
+                s += w[i] * x[i];
+            a->y[(size_t)t * a->y_stride + r] = s;
+        }
+    }
+}
+
+void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = (const uint16_t *)w_row(a, r);
+        for (int t = 0; t < a->n; t++) {
+            const float *x = (const float *)(const void *)x_row(a, t);
+            float s = 0;
+            for (int i = 0; i < a->k; i++)
+                s += kern_bf16_to_f32(w[i]) * x[i];
+            a->y[(size_t)t * a->y_stride + r] = s;
+        }
+    }
+}
+
+void kern_mm_ref_f16(const struct kern_mm *a, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = (const uint16_t *)w_row(a, r);
+        for (int t = 0; t < a->n; t++) {
+            const float *x = (const float *)(const void *)x_row(a, t);
+            float s = 0;
+            for (int i = 0; i < a->k; i++)
+                s += kern_f16_to_f32(w[i]) * x[i];
+            a->y[(size_t)t * a->y_stride + r] = s;
+        }
+    }
+}
+
+/* Integer dot products per block, scaled once per block, as Q8_0 does. */
+void kern_mm_ref_q8(const struct kern_mm *a, int r0, int r1)
+{
+    int nb = a->k / KQ_BLOCK;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *wd = (const uint16_t *)w_row(a, r);
+        const int8_t *wq = (const int8_t *)(wd + nb);
+        for (int t = 0; t < a->n; t++) {
+            const float *xd = (const float *)(const void *)x_row(a, t);
+            const int8_t *xq = (const int8_t *)(xd + nb);
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                int32_t is = 0;
+                for (int j = 0; j < KQ_BLOCK; j++)
+                    is += wq[b * KQ_BLOCK + j] * xq[b * KQ_BLOCK + j];
+                s += kern_f16_to_f32(wd[b]) * xd[b] * (float)is;
+            }
+            a->y[(size_t)t * a->y_stride + r] = s;
+        }
+    }
+}
+
+void kern_mm_ref_q4(const struct kern_mm *a, int r0, int r1)
+{
+    int nb = a->k / KQ_BLOCK;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *wd = (const uint16_t *)w_row(a, r);
+        const uint8_t *wp = (const uint8_t *)(wd + nb);
+        for (int t = 0; t < a->n; t++) {
+            const float *xd = (const float *)(const void *)x_row(a, t);
+            const int8_t *xq = (const int8_t *)(xd + nb);
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *p = wp + (size_t)b * 16;
+                const int8_t *q = xq + (size_t)b * KQ_BLOCK;
+                int32_t is = 0;
+                for (int j = 0; j < 16; j++) {
+                    is += ((p[j] & 0xf) - 8) * q[j];
+                    is += ((p[j] >> 4) - 8) * q[j + 16];
+                }
+                s += kern_f16_to_f32(wd[b]) * xd[b] * (float)is;
+            }
+            a->y[(size_t)t * a->y_stride + r] = s;
+        }
+    }
+}
+
+/* ---- quantisers -------------------------------------------------------- */
+
+static float block_amax(const float *x)
+{
+    float m = 0;
+    for (int j = 0; j < KQ_BLOCK; j++)
+        m = fmaxf(m, fabsf(x[j]));
+    return m;
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void kern_quant_act_ref(const float *x, int k, uint8_t *out)
+{
+    int nb = k / KQ_BLOCK;
+    float *d = (float *)(void *)out;
+    int8_t *q = (int8_t *)(d + nb);
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * KQ_BLOCK;
+        float amax = block_amax(xb);
+        d[b] = amax / 127.0f;
+        float id = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < KQ_BLOCK; j++)
+            q[b * KQ_BLOCK + j] = (int8_t)clampi((int)lrintf(xb[j] * id), -127, 127);
+    }
+}
+
+/* The scale is stored as f16, so quantise with the rounded scale: the
+ * stored codes then reproduce x as closely as that scale allows. */
+void kern_quant_row_q8(const float *x, int k, uint8_t *out)
+{
+    int nb = k / KQ_BLOCK;
+    uint16_t *d = (uint16_t *)out;
+    int8_t *q = (int8_t *)(d + nb);
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * KQ_BLOCK;
+        d[b] = kern_f32_to_f16(block_amax(xb) / 127.0f);
+        float ds = kern_f16_to_f32(d[b]);
+        float id = ds > 0 ? 1.0f / ds : 0.0f;
+        for (int j = 0; j < KQ_BLOCK; j++)
+            q[b * KQ_BLOCK + j] = (int8_t)clampi((int)lrintf(xb[j] * id), -127, 127);
+    }
+}
+
+/* The element of largest magnitude maps to code 0 (value -8 * d), which
+ * uses the asymmetric range -8..7 fully, as Q4_0 does. */
+void kern_quant_row_q4(const float *x, int k, uint8_t *out)
+{
+    int nb = k / KQ_BLOCK;
+    uint16_t *d = (uint16_t *)out;
+    uint8_t *p = (uint8_t *)(d + nb);
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * KQ_BLOCK;
+        float mx = 0;
+        for (int j = 0; j < KQ_BLOCK; j++)
+            if (fabsf(xb[j]) > fabsf(mx))
+                mx = xb[j];
+        d[b] = kern_f32_to_f16(mx / -8.0f);
+        float ds = kern_f16_to_f32(d[b]);
+        float id = ds != 0 ? 1.0f / ds : 0.0f;
+        for (int j = 0; j < 16; j++) {
+            int lo = clampi((int)lrintf(xb[j] * id) + 8, 0, 15);
+            int hi = clampi((int)lrintf(xb[j + 16] * id) + 8, 0, 15);
+            p[b * 16 + j] = (uint8_t)(lo | hi << 4);
+        }
+    }
+}
+
+void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
+{
+    const uint16_t *h = (const uint16_t *)row;
+    int nb = k / KQ_BLOCK;
+    switch (t) {
+    case KQ_F32: memcpy(out, row, (size_t)k * 4); return;
+    case KQ_BF16:
+        for (int i = 0; i < k; i++)
+            out[i] = kern_bf16_to_f32(h[i]);
+        return;
+    case KQ_F16:
+        for (int i = 0; i < k; i++)
+            out[i] = kern_f16_to_f32(h[i]);
+        return;
+    case KQ_Q8:
+        for (int i = 0; i < k; i++)
+            out[i] = kern_f16_to_f32(h[i / KQ_BLOCK]) * (float)((const int8_t *)(h + nb))[i];
+        return;
+    case KQ_Q4:
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *p = (const uint8_t *)(h + nb) + (size_t)b * 16;
+            float d = kern_f16_to_f32(h[b]);
+            for (int j = 0; j < 16; j++) {
+                out[b * KQ_BLOCK + j] = d * (float)((p[j] & 0xf) - 8);
+                out[b * KQ_BLOCK + j + 16] = d * (float)((p[j] >> 4) - 8);
+            }
+        }
+        return;
+    case KQ_COUNT: break;
+    }
+}
+
+/* ---- KV cache helpers -------------------------------------------------- */
+
+float kern_dot_f16_ref(const float *q, const uint16_t *k, int d)
+{
+    float s = 0;
+    for (int i = 0; i < d; i++)
+        s += q[i] * kern_f16_to_f32(k[i]);
+    return s;
+}
+
+float kern_dot_f32_ref(const float *q, const float *k, int d)
+{
+    float s = 0;
+    for (int i = 0; i < d; i++)
+        s += q[i] * k[i];
+    return s;
+}
+
+void kern_axpy_f16_ref(float a, const uint16_t *v, float *out, int d)
+{
+    for (int i = 0; i < d; i++)
+        out[i] += a * kern_f16_to_f32(v[i]);
+}
+
+void kern_axpy_f32_ref(float a, const float *v, float *out, int d)
+{
+    for (int i = 0; i < d; i++)
+        out[i] += a * v[i];
+}
+
+void kern_f32_to_f16_ref(const float *x, uint16_t *out, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = kern_f32_to_f16(x[i]);
+}
+
+/* ---- portable ops ------------------------------------------------------ */
+
+/* HF Qwen3RMSNorm: in f32, x * rsqrt(mean(x^2) + eps), then * weight. The
+ * sum of squares is kept in double so long rows lose nothing. */
+void kern_rmsnorm(const float *x, const float *w, int n, float eps, float *out)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++)
+        out[i] = w[i] * (x[i] * r);
+}
+
+void kern_silu_mul(float *a, const float *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+/* rotate_half: element i pairs with i + d/2. */
+void kern_rope(float *x, const float *cos_t, const float *sin_t, int d)
+{
+    int h = d / 2;
+    for (int i = 0; i < h; i++) {
+        float a = x[i], b = x[i + h];
+        x[i] = a * cos_t[i] - b * sin_t[i];
+        x[i + h] = b * cos_t[i] + a * sin_t[i];
+    }
+}
+
+void kern_softmax(float *x, int n)
+{
+    float m = x[0];
+    for (int i = 1; i < n; i++)
+        m = fmaxf(m, x[i]);
+    float s = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    float is = 1.0f / s;
+    for (int i = 0; i < n; i++)
+        x[i] *= is;
+}
+
+/* ---- table ------------------------------------------------------------- */
+
+void kern_table_init_ref(struct kern_table *t)
+{
+    memset(t, 0, sizeof *t);
+    t->name = "scalar";
+    t->mm[KQ_F32] = kern_mm_ref_f32;
+    t->mm[KQ_BF16] = kern_mm_ref_bf16;
+    t->mm[KQ_F16] = kern_mm_ref_f16;
+    t->mm[KQ_Q8] = kern_mm_ref_q8;
+    t->mm[KQ_Q4] = kern_mm_ref_q4;
+    t->quant_act = kern_quant_act_ref;
+    t->dot_f16 = kern_dot_f16_ref;
+    t->dot_f32 = kern_dot_f32_ref;
+    t->axpy_f16 = kern_axpy_f16_ref;
+    t->axpy_f32 = kern_axpy_f32_ref;
+    t->f32_to_f16 = kern_f32_to_f16_ref;
+}

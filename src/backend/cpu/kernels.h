@@ -1,0 +1,118 @@
+/* kernels.h - the CPU backend's compute kernels: weight formats, the
+ * function-pointer table chosen once at start-up, and the scalar reference
+ * implementations that define what every kernel computes.
+ *
+ * Private to src/backend/cpu/ (and its tests). Not thread-aware: callers
+ * split work by rows. The ISA variants live in arch/ and only fill entries
+ * of struct kern_table; nothing outside arch/ knows which ISA is in use.
+ *
+ * Weight formats (one row of k inputs; row r of a matrix starts at
+ * data + r * row_bytes):
+ *   KQ_F32   float[k]
+ *   KQ_BF16  uint16[k]  (upper half of an IEEE float)
+ *   KQ_F16   uint16[k]  (IEEE half)
+ *   KQ_Q8    uint16 d[k/32] (f16 scale per block of 32), then int8 q[k];
+ *            value = d[b] * q[i], q in -127..127
+ *   KQ_Q4    uint16 d[k/32] (f16 scale), then uint8 p[k/2]; block b owns
+ *            bytes p[16b .. 16b+15]: byte j holds element 32b+j in its low
+ *            nibble and element 32b+j+16 in its high nibble;
+ *            value = d[b] * (nibble - 8)
+ * Activations for KQ_Q8/KQ_Q4 weights are quantised per row into KA_Q8:
+ *            float d[k/32], then int8 q[k]; value = d[b] * q[i]
+ * Quantised formats need k % 32 == 0. */
+#ifndef AX_BACKEND_CPU_KERNELS_H
+#define AX_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KQ_BLOCK 32
+
+enum kq_type { KQ_F32 = 0, KQ_BF16 = 1, KQ_F16 = 2, KQ_Q8 = 3, KQ_Q4 = 4, KQ_COUNT = 5 };
+
+const char *kq_name(enum kq_type t);
+/* Bytes of one row of k weights in format t (k % 32 == 0 for Q8/Q4). */
+size_t kq_row_bytes(enum kq_type t, int k);
+/* 1 if weights of type t take quantised (KA_Q8) activations. */
+int kq_is_quant(enum kq_type t);
+/* Bytes of one KA_Q8 activation row of k values. */
+size_t ka_q8_row_bytes(int k);
+
+/* One matrix product: y[t * y_stride + r] = dot(row r of w, activation t)
+ * for t in [0, n) and the rows r in [r0, r1) given to the kernel. x points
+ * at f32 rows (float weights) or KA_Q8 rows (quantised weights). */
+struct kern_mm {
+    const uint8_t *w; /* weight rows */
+    size_t w_stride;  /* bytes between weight rows */
+    const void *x;    /* activation rows */
+    size_t x_stride;  /* bytes between activation rows */
+    float *y;         /* OUT */
+    size_t y_stride;  /* floats between output rows (one per token) */
+    int n;            /* activation rows (tokens) */
+    int k;            /* inner dimension */
+};
+
+typedef void (*kern_mm_fn)(const struct kern_mm *a, int r0, int r1);
+
+/* The dispatch table. Every entry is filled with the scalar reference by
+ * kern_table_init_ref and may be replaced by an ISA variant. */
+struct kern_table {
+    const char *name;          /* e.g. "avx2+fma+f16c"; for the log */
+    kern_mm_fn mm[KQ_COUNT];   /* matrix product per weight type */
+    /* x[k] -> KA_Q8 row (k % 32 == 0) */
+    void (*quant_act)(const float *x, int k, uint8_t *out);
+    /* KV cache helpers over one head of d values */
+    float (*dot_f16)(const float *q, const uint16_t *k, int d);
+    float (*dot_f32)(const float *q, const float *k, int d);
+    void (*axpy_f16)(float a, const uint16_t *v, float *out, int d); /* out += a*v */
+    void (*axpy_f32)(float a, const float *v, float *out, int d);
+    void (*f32_to_f16)(const float *x, uint16_t *out, int n);
+};
+
+/* ---- scalar references (the spec and the test oracle) ---------------- */
+void kern_table_init_ref(struct kern_table *t);
+
+void kern_mm_ref_f32(const struct kern_mm *a, int r0, int r1);
+void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1);
+void kern_mm_ref_f16(const struct kern_mm *a, int r0, int r1);
+void kern_mm_ref_q8(const struct kern_mm *a, int r0, int r1);
+void kern_mm_ref_q4(const struct kern_mm *a, int r0, int r1);
+void kern_quant_act_ref(const float *x, int k, uint8_t *out);
+float kern_dot_f16_ref(const float *q, const uint16_t *k, int d);
+float kern_dot_f32_ref(const float *q, const float *k, int d);
+void kern_axpy_f16_ref(float a, const uint16_t *v, float *out, int d);
+void kern_axpy_f32_ref(float a, const float *v, float *out, int d);
+void kern_f32_to_f16_ref(const float *x, uint16_t *out, int n);
+
+/* Scalar conversions (portable, exact IEEE semantics, round to nearest even). */
+float kern_f16_to_f32(uint16_t h);
+uint16_t kern_f32_to_f16(float f);
+float kern_bf16_to_f32(uint16_t h);
+uint16_t kern_f32_to_bf16(float f);
+
+/* Load-time weight quantisation of one row of k floats (k % 32 == 0). */
+void kern_quant_row_q8(const float *x, int k, uint8_t *out);
+void kern_quant_row_q4(const float *x, int k, uint8_t *out);
+/* Row of k weights of type t -> floats (any type; used for embeddings,
+ * load-time conversion and tests). */
+void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out);
+
+/* Small portable ops (not dispatched: compilers vectorise them well). */
+void kern_rmsnorm(const float *x, const float *w, int n, float eps, float *out);
+void kern_silu_mul(float *a, const float *b, int n); /* a = silu(a) * b */
+/* In-place neox RoPE on one head of d values with cos/sin tables of d/2. */
+void kern_rope(float *x, const float *cos_t, const float *sin_t, int d);
+/* In-place softmax; returns nothing, handles -inf-free input. */
+void kern_softmax(float *x, int n);
+
+/* ---- ISA probing (one implementation per architecture, in arch/) ------ */
+/* Replaces entries of t with the best variants this CPU supports and sets
+ * t->name. Variants the CPU lacks are never installed. */
+void kern_arch_init(struct kern_table *t);
+
+/* For tests: every variant this build has for this CPU, one table each,
+ * each starting from the reference. Returns how many were written
+ * (at most max). */
+int kern_arch_variants(struct kern_table *out, int max);
+
+#endif

@@ -1,0 +1,365 @@
+/* kern_checks.h - checks of the CPU kernels, shared by the cmocka unit test
+ * (test_cpu.c) and the plain-C aarch64 harness run under qemu
+ * (tests/aarch64/kern_main.c). Each check prints what failed and returns
+ * the number of failures.
+ *
+ * Oracles: the scalar references are checked against double-precision
+ * sums and IEEE conversion facts; every ISA variant the CPU supports is
+ * checked against the scalar references on random data with odd sizes,
+ * with an error normalised by sum |w_i * x_i| (float summation order is the
+ * only allowed difference). */
+#ifndef AX_TESTS_KERN_CHECKS_H
+#define AX_TESTS_KERN_CHECKS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "util/mem.h"
+
+/* Normalised error allowed between a variant and the reference for a sum
+ * of k terms: the worst-case bound of float summation, k * 2^-24 of
+ * sum |terms| for each of the two orders. A wrong kernel is off by O(1). */
+#define KC_TOL(k) (1.2e-7 * ((k) + 4))
+
+static uint64_t kc_rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t kc_u32(void)
+{
+    kc_rng ^= kc_rng << 13;
+    kc_rng ^= kc_rng >> 7;
+    kc_rng ^= kc_rng << 17;
+    return (uint32_t)(kc_rng >> 16);
+}
+
+/* Uniform in [-1, 1) with an occasional larger outlier, as real
+ * activations have. */
+static float kc_rand(void)
+{
+    float f = (float)(kc_u32() & 0xffffff) / 8388608.0f - 1.0f;
+    return (kc_u32() % 97 == 0) ? f * 20.0f : f;
+}
+
+static int kc_fail(const char *what, double got, double want)
+{
+    fprintf(stderr, "FAIL %s: got %.9g want %.9g\n", what, got, want);
+    return 1;
+}
+
+/* ---- reference semantics ------------------------------------------------ */
+
+static int kc_conversions(void)
+{
+    int f = 0;
+    struct { float x; uint16_t h; } cases[] = {
+        {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff}, {65520.0f, 0x7c00},
+        {65519.0f, 0x7bff}, {5.9604645e-8f, 0x0001}, {2.9802322e-8f, 0x0000},
+        {8.940697e-8f, 0x0002}, {1.0f + 1.0f / 2048, 0x3c00}, {1.0f + 3.0f / 2048, 0x3c02},
+        {6.1035156e-5f, 0x0400}, {-0.0f, 0x8000}, {INFINITY, 0x7c00}, {1e10f, 0x7c00},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (kern_f32_to_f16(cases[i].x) != cases[i].h)
+            f += kc_fail("f32->f16", kern_f32_to_f16(cases[i].x), cases[i].h);
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        float x = kern_f16_to_f32((uint16_t)h);
+        if (isnan(x) ? (h & 0x7c00) != 0x7c00 : kern_f32_to_f16(x) != h) {
+            f += kc_fail("f16 round trip", h, kern_f32_to_f16(x));
+            break;
+        }
+    }
+    if (kern_f16_to_f32(0x0001) != 5.9604645e-8f || kern_f16_to_f32(0x3555) != 0.333251953125f)
+        f += kc_fail("f16->f32", kern_f16_to_f32(0x3555), 0.333251953125);
+    if (kern_f32_to_bf16(1.0f + 1.0f / 256) != 0x3f80 || kern_f32_to_bf16(1.0f + 3.0f / 256)
+        != 0x3f82 || kern_bf16_to_f32(0x3fc0) != 1.5f)
+        f += kc_fail("bf16", kern_f32_to_bf16(1.0f + 3.0f / 256), 0x3f82);
+    return f;
+}
+
+/* Quantised rows reproduce their input to within half a step of the
+ * stored (f16) scale ds, plus what clamping costs: q8 clamps at 127 codes
+ * when ds rounded below amax/127; q4 has codes -8..7 with -8 at the
+ * largest magnitude, so values of the other sign may be off by up to ds.
+ * The scale itself is amax/127 (q8) or amax/8 (q4) rounded to f16. */
+static int kc_quant_error(void)
+{
+    int f = 0, k = 256;
+    float x[256], y[256];
+    uint8_t q[512];
+    for (int rep = 0; rep < 50; rep++) {
+        float mag = rep % 5 == 0 ? 1e-3f : rep % 5 == 1 ? 1e-6f : 1.0f;
+        for (int i = 0; i < k; i++)
+            x[i] = kc_rand() * mag;
+        for (int qt = 0; qt < 2 && !f; qt++) {
+            if (qt == 0)
+                kern_quant_row_q8(x, k, q);
+            else
+                kern_quant_row_q4(x, k, q);
+            kern_row_to_f32(qt ? KQ_Q4 : KQ_Q8, q, k, y);
+            for (int b = 0; b < k / 32; b++) {
+                float amax = 0;
+                for (int j = 0; j < 32; j++)
+                    amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+                double ds = fabs(kern_f16_to_f32(((const uint16_t *)q)[b]));
+                double want = amax / (qt ? 8.0 : 127.0);
+                /* f16: 11 significant bits, or a step of 2^-24 below 2^-14 */
+                if (fabs(ds - want) > want / 2048 + 3e-8) {
+                    f += kc_fail(qt ? "q4 scale" : "q8 scale", ds, want);
+                    break;
+                }
+                double bound = qt ? fmax(ds, amax - 7 * ds) : 0.5 * ds + fmax(0, amax - 127 * ds);
+                for (int j = 0; j < 32; j++) {
+                    double e = fabs((double)y[b * 32 + j] - x[b * 32 + j]);
+                    if (e > bound * 1.0001 + 1e-12 * amax) {
+                        f += kc_fail(qt ? "q4 quantisation error" : "q8 quantisation error", e,
+                                     bound);
+                        b = k;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    /* activation quantisation: codes within 1/254 of the block maximum */
+    uint8_t a[256 + 32];
+    for (int i = 0; i < k; i++)
+        x[i] = kc_rand();
+    kern_quant_act_ref(x, k, a);
+    const float *d = (const float *)a;
+    const int8_t *c = (const int8_t *)(d + k / 32);
+    for (int i = 0; i < k; i++)
+        if (fabs(d[i / 32] * c[i] - x[i]) > d[i / 32] * 0.5001)
+            f += kc_fail("activation quantisation", d[i / 32] * c[i], x[i]);
+    return f;
+}
+
+/* The reference products equal double sums over the dequantised values. */
+static int kc_ref_products(void)
+{
+    int f = 0, k = 96, rows = 5, n = 3;
+    float w[5 * 96], x[3 * 96], wf[96], xf[96], y[3 * 5];
+    uint8_t wq[5 * 400], xq[3 * 400];
+    for (int i = 0; i < rows * k; i++)
+        w[i] = kc_rand();
+    for (int i = 0; i < n * k; i++)
+        x[i] = kc_rand();
+    for (int qt = KQ_F32; qt < KQ_COUNT; qt++) {
+        size_t rb = kq_row_bytes(qt, k);
+        for (int r = 0; r < rows; r++) {
+            uint8_t *dst = wq + r * rb;
+            if (qt == KQ_F32)
+                memcpy(dst, w + r * k, 4 * k);
+            for (int i = 0; i < k && (qt == KQ_BF16 || qt == KQ_F16); i++)
+                ((uint16_t *)dst)[i] = qt == KQ_BF16 ? kern_f32_to_bf16(w[r * k + i])
+                                                     : kern_f32_to_f16(w[r * k + i]);
+            if (qt == KQ_Q8)
+                kern_quant_row_q8(w + r * k, k, dst);
+            if (qt == KQ_Q4)
+                kern_quant_row_q4(w + r * k, k, dst);
+        }
+        size_t xs = kq_is_quant(qt) ? ka_q8_row_bytes(k) : 4 * (size_t)k;
+        for (int t = 0; t < n; t++) {
+            if (kq_is_quant(qt))
+                kern_quant_act_ref(x + t * k, k, xq + t * xs);
+            else
+                memcpy(xq + t * xs, x + t * k, 4 * k);
+        }
+        struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k};
+        struct kern_table ref;
+        kern_table_init_ref(&ref);
+        ref.mm[qt](&a, 0, rows);
+        for (int t = 0; t < n; t++)
+            for (int r = 0; r < rows; r++) {
+                kern_row_to_f32(qt, wq + r * rb, k, wf);
+                if (kq_is_quant(qt)) {
+                    const float *d = (const float *)(xq + t * xs);
+                    const int8_t *c = (const int8_t *)(d + k / 32);
+                    for (int i = 0; i < k; i++)
+                        xf[i] = d[i / 32] * c[i];
+                } else {
+                    memcpy(xf, x + t * k, 4 * k);
+                }
+                double s = 0, sa = 0;
+                for (int i = 0; i < k; i++) {
+                    s += (double)wf[i] * xf[i];
+                    sa += fabs((double)wf[i] * xf[i]);
+                }
+                if (fabs(y[t * rows + r] - s) > 1e-5 * sa + 1e-30) {
+                    char what[64];
+                    snprintf(what, sizeof what, "reference %s product", kq_name(qt));
+                    f += kc_fail(what, y[t * rows + r], s);
+                }
+            }
+    }
+    return f;
+}
+
+static int kc_reference(void) { return kc_conversions() + kc_quant_error() + kc_ref_products(); }
+
+/* ---- variants vs reference ---------------------------------------------- */
+
+/* One matrix-product case: rows x k weights of type qt, n tokens, rows
+ * r0..r1 computed; rows outside must stay untouched. */
+static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n, int r0, int r1)
+{
+    size_t rb = kq_row_bytes(qt, k), xs = kq_is_quant(qt) ? ka_q8_row_bytes(k) : 4 * (size_t)k;
+    uint8_t *w = ax_malloc(rows * rb), *xb = ax_malloc(n * xs);
+    float *row = ax_malloc(4 * (size_t)k), *y0 = ax_malloc(4 * (size_t)n * rows),
+          *y1 = ax_malloc(4 * (size_t)n * rows), *sa = ax_malloc(4 * (size_t)n * rows);
+    int f = 0;
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < k; i++)
+            row[i] = kc_rand();
+        uint8_t *dst = w + r * rb;
+        switch (qt) {
+        case KQ_F32: memcpy(dst, row, 4 * (size_t)k); break;
+        case KQ_BF16:
+            for (int i = 0; i < k; i++)
+                ((uint16_t *)dst)[i] = kern_f32_to_bf16(row[i]);
+            break;
+        case KQ_F16:
+            for (int i = 0; i < k; i++)
+                ((uint16_t *)dst)[i] = kern_f32_to_f16(row[i]);
+            break;
+        case KQ_Q8: kern_quant_row_q8(row, k, dst); break;
+        case KQ_Q4: kern_quant_row_q4(row, k, dst); break;
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < k; i++)
+            row[i] = kc_rand();
+        if (kq_is_quant(qt))
+            kern_quant_act_ref(row, k, xb + t * xs);
+        else
+            memcpy(xb + t * xs, row, 4 * (size_t)k);
+    }
+    for (int i = 0; i < n * rows; i++)
+        y0[i] = y1[i] = -12345.0f;
+    struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k};
+    struct kern_table ref;
+    kern_table_init_ref(&ref);
+    ref.mm[qt](&a, r0, r1);
+    a.y = y1;
+    v->mm[qt](&a, r0, r1);
+    /* normaliser: sum |w x| through the reference on |w|, |x| */
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < rows; r++) {
+            float *wf = row;
+            kern_row_to_f32(qt, w + r * rb, k, wf);
+            double s = 0;
+            for (int i = 0; i < k; i++) {
+                float xv;
+                if (kq_is_quant(qt)) {
+                    const float *d = (const float *)(xb + t * xs);
+                    xv = d[i / 32] * ((const int8_t *)(d + k / 32))[i];
+                } else {
+                    xv = ((const float *)(xb + t * xs))[i];
+                }
+                s += fabs((double)wf[i] * xv);
+            }
+            sa[t * rows + r] = (float)s;
+        }
+    for (int t = 0; t < n && !f; t++)
+        for (int r = 0; r < rows; r++) {
+            float a0 = y0[t * rows + r], a1 = y1[t * rows + r];
+            int inside = r >= r0 && r < r1;
+            if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa[t * rows + r] + 1e-30) {
+                char what[128];
+                snprintf(what, sizeof what, "%s mm %s rows %d k %d n %d (row %d token %d)",
+                         v->name, kq_name(qt), rows, k, n, r, t);
+                f += kc_fail(what, a1, a0);
+                break;
+            }
+        }
+    ax_free(w);
+    ax_free(xb);
+    ax_free(row);
+    ax_free(y0);
+    ax_free(y1);
+    ax_free(sa);
+    return f;
+}
+
+static int kc_mm(const struct kern_table *v)
+{
+    static const int ks_f[] = {1, 7, 8, 33, 100, 129, 1029};
+    static const int ks_q[] = {32, 64, 96, 160, 1056};
+    static const int ns[] = {1, 2, 3, 4, 5, 9};
+    static const int rows[] = {1, 3, 4, 5, 13};
+    int f = 0;
+    for (int qt = KQ_F32; qt < KQ_COUNT; qt++) {
+        const int *ks = kq_is_quant(qt) ? ks_q : ks_f;
+        int nk = kq_is_quant(qt) ? 5 : 7;
+        for (int ki = 0; ki < nk; ki++)
+            for (int ni = 0; ni < 6; ni++)
+                for (int ri = 0; ri < 5; ri++) {
+                    int R = rows[ri];
+                    f += kc_mm_case(v, qt, R, ks[ki], ns[ni], 0, R);
+                    if (R > 2)
+                        f += kc_mm_case(v, qt, R, ks[ki], ns[ni], 1, R - 1);
+                }
+    }
+    return f;
+}
+
+static int kc_small(const struct kern_table *v)
+{
+    static const int ds[] = {1, 7, 16, 64, 128, 130};
+    int f = 0;
+    float q[130], kf[130], o0[130], o1[130];
+    uint16_t kh[130], h0[130], h1[130];
+    uint8_t a0[130 * 2 + 64], a1[130 * 2 + 64];
+    for (int di = 0; di < 6; di++) {
+        int d = ds[di];
+        double sa = 0, sh = 0;
+        for (int i = 0; i < d; i++) {
+            q[i] = kc_rand();
+            kf[i] = kc_rand();
+            kh[i] = kern_f32_to_f16(kf[i]);
+            sa += fabs((double)q[i] * kf[i]);
+            sh += fabs((double)q[i] * kern_f16_to_f32(kh[i]));
+        }
+        if (fabs(v->dot_f32(q, kf, d) - kern_dot_f32_ref(q, kf, d)) > KC_TOL(d) * sa)
+            f += kc_fail("dot_f32", v->dot_f32(q, kf, d), kern_dot_f32_ref(q, kf, d));
+        if (fabs(v->dot_f16(q, kh, d) - kern_dot_f16_ref(q, kh, d)) > KC_TOL(d) * sh)
+            f += kc_fail("dot_f16", v->dot_f16(q, kh, d), kern_dot_f16_ref(q, kh, d));
+        for (int kind = 0; kind < 2; kind++) {
+            for (int i = 0; i < d; i++)
+                o0[i] = o1[i] = q[i];
+            if (kind) {
+                kern_axpy_f16_ref(0.37f, kh, o0, d);
+                v->axpy_f16(0.37f, kh, o1, d);
+            } else {
+                kern_axpy_f32_ref(0.37f, kf, o0, d);
+                v->axpy_f32(0.37f, kf, o1, d);
+            }
+            for (int i = 0; i < d; i++)
+                if (fabs(o0[i] - o1[i]) > 1e-6 * (fabs(q[i]) + fabs(kf[i])))
+                    f += kc_fail(kind ? "axpy_f16" : "axpy_f32", o1[i], o0[i]);
+        }
+        /* conversion and activation quantisation round the same way */
+        for (int i = 0; i < d; i++)
+            q[i] = i % 5 == 0 ? kc_rand() * 1e-6f : i % 7 == 0 ? kc_rand() * 7e4f : kc_rand();
+        kern_f32_to_f16_ref(q, h0, d);
+        v->f32_to_f16(q, h1, d);
+        if (memcmp(h0, h1, 2 * (size_t)d))
+            f += kc_fail("f32_to_f16 differs from the reference", 0, 0);
+    }
+    for (int k = 32; k <= 256; k += 32) {
+        float x[256];
+        for (int i = 0; i < k; i++)
+            x[i] = kc_rand();
+        if (k == 64)
+            memset(x, 0, sizeof x); /* an all-zero block */
+        kern_quant_act_ref(x, k, a0);
+        v->quant_act(x, k, a1);
+        if (memcmp(a0, a1, ka_q8_row_bytes(k)))
+            f += kc_fail("quant_act differs from the reference", k, 0);
+    }
+    return f;
+}
+
+static int kc_variant(const struct kern_table *v) { return kc_small(v) + kc_mm(v); }
+
+#endif
