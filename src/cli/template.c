@@ -29,12 +29,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: axserve template -m MODEL_DIR [--batch] < request.json\n"
-               "       axserve template --jinja FILE [--batch] < variables.json\n"
-               "       axserve template --cases < [{\"template\": ..., \"vars\": {...}}, ...]\n"
-               "Renders a chat request ({messages, tools?, chat_template_kwargs?, add_generation_prompt?})\n"
-               "with the model's chat template and prints the prompt exactly. --batch reads a JSON\n"
-               "array and prints a JSON array of prompts, {\"error\": \"...\"} for failed items.\n");
+    fprintf(f,
+            "usage: axserve template -m MODEL_DIR [--batch] < request.json\n"
+            "       axserve template --jinja FILE [--batch] < variables.json\n"
+            "       axserve template --cases < [{\"template\": ..., \"vars\": {...}}, ...]\n"
+            "Renders a chat request ({messages, tools?, chat_template_kwargs?, "
+            "add_generation_prompt?})\n"
+            "with the model's chat template and prints the prompt exactly. --batch reads a JSON\n"
+            "array and prints a JSON array of prompts, {\"error\": \"...\"} for failed items.\n");
 }
 
 /* -m names tokenizer_config.json itself, or a model directory that
@@ -52,8 +54,10 @@ static int find_config(const char *m, char *path, size_t n, char *err)
     const char *cfg = model_tokenizer_config(mod);
     int rc = 0;
     if (!cfg) {
-        snprintf(err, AX_ERRLEN, "%s has no tokenizer_config.json (needed for the chat template); "
-                                 "use a complete model directory (axserve pull)", m);
+        snprintf(err, AX_ERRLEN,
+                 "%s has no tokenizer_config.json (needed for the chat template); "
+                 "use a complete model directory (axserve pull)",
+                 m);
         rc = -1;
     } else {
         snprintf(path, n, "%s", cfg);
@@ -72,10 +76,11 @@ static int read_stdin(struct ax_buf *b)
     return ferror(stdin) ? -1 : 0;
 }
 
-static enum ax_err render_one(const struct chat_template *t, int raw, const json_t *req, struct ax_buf *out,
-                              char *err)
+static enum ax_err render_one(const struct chat_template *t, int raw, const json_t *req,
+                              struct ax_buf *out, char *err)
 {
-    return raw ? chat_template_render_vars(t, req, out, err) : chat_template_render(t, req, out, err);
+    return raw ? chat_template_render_vars(t, req, out, err)
+               : chat_template_render(t, req, out, err);
 }
 
 /* One {"template", "vars"} case; the result or {"error": ...}. */
@@ -91,7 +96,8 @@ static json_t *render_case(const json_t *c)
         snprintf(err, sizeof err, "a case needs a string template and an object vars");
     else if (!(e = jinja_parse(json_string_value(src), json_string_length(src), &t, err)))
         e = jinja_render(t, vars, NULL, &out, err);
-    json_t *r = e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
+    json_t *r =
+        e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
     jinja_free(t);
     ax_buf_free(&out);
     return r;
@@ -106,7 +112,8 @@ static int run_cases(const json_t *in)
     json_t *results = json_array();
     size_t i;
     const json_t *c;
-    json_array_foreach(in, i, c) {
+    json_array_foreach(in, i, c)
+    {
         json_t *r = render_case(c);
         if (!r || json_array_append_new(results, r)) {
             json_decref(results);
@@ -133,12 +140,14 @@ static int run_batch(const struct chat_template *t, int raw, const json_t *in)
     json_t *results = json_array();
     size_t i;
     const json_t *req;
-    json_array_foreach(in, i, req) {
+    json_array_foreach(in, i, req)
+    {
         struct ax_buf out;
         char err[AX_ERRLEN];
         ax_buf_init(&out, PROMPT_MAX);
         enum ax_err e = render_one(t, raw, req, &out, err);
-        json_t *r = e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
+        json_t *r =
+            e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
         ax_buf_free(&out);
         if (!r || json_array_append_new(results, r)) {
             json_decref(results);
@@ -219,9 +228,11 @@ int cli_template(int argc, char **argv)
     json_error_t jerr;
     json_t *req = NULL;
     if (read_stdin(&in)) {
-        fprintf(stderr, "axserve template: cannot read stdin (or larger than %zu bytes)\n", STDIN_MAX);
+        fprintf(stderr, "axserve template: cannot read stdin (or larger than %zu bytes)\n",
+                STDIN_MAX);
     } else if (!(req = json_loadb(in.data ? in.data : "", in.len, 0, &jerr))) {
-        fprintf(stderr, "axserve template: stdin is not JSON (line %d: %s)\n", jerr.line, jerr.text);
+        fprintf(stderr, "axserve template: stdin is not JSON (line %d: %s)\n", jerr.line,
+                jerr.text);
     } else if (batch) {
         rc = run_batch(t, jinja != NULL, req);
     } else {
