@@ -6,7 +6,7 @@
  * Statements: if/elif/else, for (target tuples, `if` filter, else),
  * break/continue, set (expression, tuple targets, namespace attributes,
  * block set with filters), macro, call (with caller arguments), filter
- * blocks, with. Everything else (extends, block, include, import, from,
+ * blocks, with, and transformers' generation block. Everything else (extends, block, include, import, from,
  * autoescape, do, recursive loops, star-args in calls) is a syntax
  * error naming the construct.
  *
@@ -989,6 +989,16 @@ static struct jnode *parse_with(struct parser *P)
     return end_tag(P, "endwith") ? NULL : n;
 }
 
+/* {% generation %}...{% endgeneration %}: transformers' AssistantTracker
+ * tag, which renders its body unchanged unless assistant masks are asked
+ * for (they never are here). */
+static struct jnode *parse_generation(struct parser *P)
+{
+    static const char *const ends[] = {"endgeneration", NULL};
+    struct jnode *n = statements(P, ends);
+    return !n || end_tag(P, "endgeneration") ? NULL : n;
+}
+
 static struct jnode *parse_statement(struct parser *P)
 {
     if (cur(P)->k != T_NAME) {
@@ -1012,6 +1022,8 @@ static struct jnode *parse_statement(struct parser *P)
         n = parse_call_block(P);
     } else if (!strcmp(w, "filter")) {
         n = parse_filter_block(P);
+    } else if (!strcmp(w, "generation")) {
+        n = parse_generation(P);
     } else if (!strcmp(w, "with")) {
         n = parse_with(P);
     } else if (!strcmp(w, "break") || !strcmp(w, "continue")) {
