@@ -6,9 +6,9 @@
  * Statements: if/elif/else, for (target tuples, `if` filter, else),
  * break/continue, set (expression, tuple targets, namespace attributes,
  * block set with filters), macro, call (with caller arguments), filter
- * blocks, with, and transformers' generation block. Everything else (extends, block, include, import, from,
- * autoescape, do, recursive loops, star-args in calls) is a syntax
- * error naming the construct.
+ * blocks, with, and transformers' generation block. Everything else
+ * (extends, block, include, import, from, autoescape, do, recursive loops,
+ * star-args in calls) is a syntax error naming the construct.
  *
  * Filters and tests are resolved to builtin ids here; an unknown one is
  * reported when evaluated, as Jinja2 3.1 does. */

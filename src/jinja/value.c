@@ -293,8 +293,19 @@ static int seq_kind(struct jv v)
     return v.k == JV_LIST || v.k == JV_TUPLE;
 }
 
-int jv_eq(struct jv a, struct jv b)
+/* Values built by a template can nest without bound ({% set x = [x] %} in
+ * a loop); comparisons stop at this depth instead of exhausting the stack
+ * (Python raises RecursionError near 1000). */
+#define CMP_DEPTH_MAX 2000
+
+static int eq_rec(struct jv a, struct jv b, int depth);
+
+int jv_eq(struct jv a, struct jv b) { return eq_rec(a, b, 0); }
+
+static int eq_rec(struct jv a, struct jv b, int depth)
 {
+    if (depth > CMP_DEPTH_MAX)
+        return 0;
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT)
             return a.u.i == b.u.i;
@@ -302,6 +313,11 @@ int jv_eq(struct jv a, struct jv b)
     }
     if (a.k != b.k)
         return 0;
+    /* identity first, as Python's element comparison does */
+    if ((a.k == JV_LIST || a.k == JV_TUPLE) && a.u.l == b.u.l && a.sub == b.sub)
+        return 1;
+    if (a.k == JV_DICT && a.u.d == b.u.d)
+        return 1;
     if (a.sub != b.sub || (a.sub && a.u.l != b.u.l))
         return a.sub && a.u.l == b.u.l;
     switch (a.k) {
@@ -315,7 +331,7 @@ int jv_eq(struct jv a, struct jv b)
         if (a.u.l->n != b.u.l->n)
             return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!jv_eq(a.u.l->v[i], b.u.l->v[i]))
+            if (!eq_rec(a.u.l->v[i], b.u.l->v[i], depth + 1))
                 return 0;
         return 1;
     case JV_DICT:
@@ -323,7 +339,7 @@ int jv_eq(struct jv a, struct jv b)
             return 0;
         for (size_t i = 0; i < a.u.d->n; i++) {
             struct jv *o = jv_dict_get(b.u.d, a.u.d->key[i]);
-            if (!o || !jv_eq(a.u.d->val[i], *o))
+            if (!o || !eq_rec(a.u.d->val[i], *o, depth + 1))
                 return 0;
         }
         return 1;
@@ -369,8 +385,14 @@ const char *jv_typename(struct jv v)
     return "object";
 }
 
-int jv_cmp(struct jstate *s, struct jv a, struct jv b, int *cmp)
+static int cmp_rec(struct jstate *s, struct jv a, struct jv b, int *cmp, int depth);
+
+int jv_cmp(struct jstate *s, struct jv a, struct jv b, int *cmp) { return cmp_rec(s, a, b, cmp, 0); }
+
+static int cmp_rec(struct jstate *s, struct jv a, struct jv b, int *cmp, int depth)
 {
+    if (depth > CMP_DEPTH_MAX)
+        return jfail(s, "maximum recursion depth exceeded in comparison");
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT)
             *cmp = (a.u.i > b.u.i) - (a.u.i < b.u.i);
@@ -389,7 +411,7 @@ int jv_cmp(struct jstate *s, struct jv a, struct jv b, int *cmp)
         for (size_t i = 0; i < n; i++) {
             if (jv_eq(a.u.l->v[i], b.u.l->v[i]))
                 continue;
-            return jv_cmp(s, a.u.l->v[i], b.u.l->v[i], cmp);
+            return cmp_rec(s, a.u.l->v[i], b.u.l->v[i], cmp, depth + 1);
         }
         *cmp = (a.u.l->n > b.u.l->n) - (a.u.l->n < b.u.l->n);
         return 0;

@@ -169,6 +169,23 @@ static void iteration_bound(void **state)
 static void recursion_bound(void **state)
 {
     (void)state;
+    /* values nested 100000 deep: comparing and printing them must not
+     * exhaust the stack */
+    expect_error("{% set ns = namespace(a=[], b=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}"
+                 "{% set ns.b = [ns.b] %}{% endfor %}{{ ns.a < ns.b }}",
+                 NULL, AX_ETEMPLATE, "recursion");
+    expect_error("{% set ns = namespace(a=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}{% endfor %}"
+                 "{{ ns.a }}",
+                 NULL, AX_ETEMPLATE, "nested too deeply");
+    /* Python: True (identical objects compare equal without recursing) */
+    expect_render("{% set ns = namespace(a=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}{% endfor %}"
+                  "{{ ns.a == ns.a }}",
+                  NULL, "True");
+    /* Python raises RecursionError here; we stop at a fixed depth and say
+     * the values differ rather than overflow the stack */
+    expect_render("{% set ns = namespace(a=[], b=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}"
+                  "{% set ns.b = [ns.b] %}{% endfor %}{{ ns.a == ns.b }}",
+                  NULL, "False");
     expect_error("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL, AX_ETEMPLATE,
                  "deeper");
 }
