@@ -59,6 +59,16 @@ check small-chunks "$P40" 6 --chunk 5
 AXSERVE_AXCL_KV_DIRECT=0 check kv-copy "$P40" 8
 AXSERVE_AXCL_ASYNC=0 check sync-exec "$P40" 8
 AXSERVE_AXCL_PINNED=0 check pageable "$P40" 4
+AXSERVE_AXCL_PACKED=0 check unpacked "$P40" 8
+# A stricter runtime that refuses interior pointers: the backend must fall
+# back by itself (copy mode, separate input buffers) and stay correct.
+AXCL_EMU_NO_INTERIOR=1 check no-interior "$P40" 8
+if grep -q "kv-direct off, async off" "$W/no-interior.err" &&
+    grep -q "packed inputs refused" "$W/no-interior.err"; then
+    echo "ok   no-interior: fell back to copies and separate buffers"
+else
+    echo "FAIL no-interior: no fallback"; cat "$W/no-interior.err"; fail=1
+fi
 # Two emulated cards, layers split 2+2, hidden state through the host.
 AXCL_EMU_DEVICES=1,2 check two-cards "$P40" 20 --devices 1,2
 AXCL_EMU_DEVICES=3,5,7 check three-cards "$P40" 6

@@ -31,9 +31,11 @@ struct axcl_info {
     int n_ctx, n_slots, prefill, n_groups;
     int history[16]; /* H_g per prefill group (index 0: decode, = n_ctx) */
     int kv_width, hidden, vocab;
-    int kv_direct;                         /* layers write K/V straight into the cache rows */
-    int async;                             /* executes queued on a stream, one sync per step */
-    int pinned;                            /* host buffers from axclrtMallocHost */
+    int kv_direct; /* layers write K/V straight into the cache rows */
+    int async;     /* executes queued on a stream, one sync per step */
+    int pinned;    /* host buffers from axclrtMallocHost */
+    int packed;    /* one upload per step (interior pointers) */
+    const char *packed_why;
     const char *kv_direct_why, *async_why; /* how each was decided */
     double cmm_mib_per_slot;
 };
