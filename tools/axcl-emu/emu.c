@@ -763,7 +763,8 @@ API int32_t axclrtMemcpy(void *dst, const void *src, size_t n, int32_t kind)
     pthread_mutex_lock(&lock);
     uint32_t r = 0;
     int d = cur_dev(&r);
-    count(AXEMU_C_axclrtMemcpy, d, n);
+    /* Only host<->device bytes cross the link; D2D stays on the card. */
+    count(AXEMU_C_axclrtMemcpy, d, (kind == 1 || kind == 2) ? n : 0);
     if (!r && (!dst || !src))
         r = E_ARG;
     if (!r) {
