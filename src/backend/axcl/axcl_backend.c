@@ -29,6 +29,7 @@
  * Not here: sampling (engine), tokenizer, model-file parsing (model/). */
 #include "backend/axcl/axcl.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1166,6 +1167,7 @@ static int pick_group(const struct axb *b, int start, int n)
 static enum ax_err axb_forward(void *ctx, const struct backend_seq *seqs, int n_seqs, char *err)
 {
     struct axb *b = ctx;
+    assert(b && b->magic == AXB_MAGIC);
     if (n_seqs != 1)
         return ax_fail(err, AX_EINVAL, "the axcl backend runs one sequence per call, got %d",
                        n_seqs);
@@ -1208,6 +1210,7 @@ static enum ax_err axb_forward(void *ctx, const struct backend_seq *seqs, int n_
 static int axb_healthy(void *ctx)
 {
     const struct axb *b = ctx;
+    assert(b && b->magic == AXB_MAGIC);
     return !b->lost;
 }
 
