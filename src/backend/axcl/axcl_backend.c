@@ -21,10 +21,22 @@
  *   - executes are queued on a stream with one synchronisation per step
  *     (probed; falls back to synchronous executes);
  *   - KV slots are switched by rebinding `K_cache`/`V_cache`, never copied.
- * Switches: AXSERVE_AXCL_KV_DIRECT, AXSERVE_AXCL_ASYNC, AXSERVE_AXCL_PINNED
- * (0 = off, 1 = on without probing, unset = probe). Assumption: buffer
- * binding (SetInput/OutputBufferByIndex) is host-side bookkeeping of the
- * runtime, not a bus round trip; `axserve doctor` prints it.
+ * Switches: AXSERVE_AXCL_KV_DIRECT, AXSERVE_AXCL_ASYNC (0 = off, 1 = on
+ * without probing, unset = probe), AXSERVE_AXCL_PACKED (0 = separate input
+ * buffers, 3 uploads per step; unset = packed, falling back by itself when
+ * the runtime refuses interior pointers), AXSERVE_AXCL_PINNED (0 = pageable
+ * host buffers).
+ *
+ * Assumptions where the facts are silent (each visible in `axserve doctor`):
+ *   - buffer binding (SetInput/OutputBufferByIndex) is host-side
+ *     bookkeeping of the runtime, not a bus round trip;
+ *   - a layer may write K_cache_out into the rows of the K_cache it reads:
+ *     those rows are masked for the step, so only their finiteness matters
+ *     (caches are cleared at load), and a prefill chunk's padding rows land
+ *     in future rows, rewritten before they are ever attended (the caches
+ *     have N + P rows so a chunk never runs off the end);
+ *   - Execute is not assumed safe concurrently: one thread per card;
+ *   - CMM kept free for the runtime: 1/64 of the pool, at most 32 MiB.
  *
  * Not here: sampling (engine), tokenizer, model-file parsing (model/). */
 #include "backend/axcl/axcl.h"
