@@ -317,6 +317,8 @@ int cli_doctor(int argc, char **argv)
             return 2;
         }
     }
+    if (!d.devices && getenv("AXSERVE_AXCL_DEVICES"))
+        d.devices = getenv("AXSERVE_AXCL_DEVICES");
     if (!check_runtime(&d)) {
         printf("doctor: NOT ready\n");
         return 1;

@@ -144,10 +144,12 @@ gen() { # OUT BACKEND MODEL IDS N [env...]
         --temperature 0 --ignore-eos >"$W/$out" 2>"$W/$out.err"
 }
 if $B/axserve generate --help 2>&1 | grep -q -- "--backend"; then
-    for case in "gen40 $P40 45 1" "gen70 $P70 12 1" "gen40x2 $P40 20 1,2"; do
+    # Cards chosen with AXSERVE_AXCL_DEVICES (generate has no --devices).
+    for case in "gen40 $P40 45 1" "gen70 $P70 12 1" "gen40x2 $P40 20 1,3"; do
         set -- $case
         if gen "$1.cpu" cpu "$W/hf" "$2" "$3" &&
-            AXCL_EMU_DEVICES=$4 gen "$1.axcl" axcl "$M" "$2" "$3" &&
+            AXCL_EMU_DEVICES=1,2,3 AXSERVE_AXCL_DEVICES=$4 gen "$1.axcl" axcl "$M" "$2" "$3" &&
+            grep -q "$(echo "$4" | tr -cd , | wc -c | awk '{print $1+1}') card(s)" "$W/$1.axcl.err" &&
             $PY tests/axcl/compare_gen.py "$W/$1.cpu" "$W/$1.axcl" 0.1 >"$W/$1.cmp"; then
             echo "ok   generate-$1 (cards $4): $(cat "$W/$1.cmp")"
         else

@@ -13,7 +13,9 @@
 
 struct axmodel_layout;
 
-/* Fills b->ops, b->ctx and b->lim. The model must be MODEL_AXMODEL. */
+/* Fills b->ops, b->ctx and b->lim. The model must be MODEL_AXMODEL.
+ * Cards: opts->devices ("1,2", bus ids), else $AXSERVE_AXCL_DEVICES, else
+ * every card the runtime lists. */
 enum ax_err axcl_backend_open(const struct backend_opts *opts, const struct model *m,
                               struct backend *b, char *err);
 

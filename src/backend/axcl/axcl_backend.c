@@ -1457,7 +1457,7 @@ enum ax_err axcl_backend_open_layout(const struct backend_opts *opts,
     if (e == AX_OK)
         e = axcl_rt_acquire(&b->rt, err);
     if (e == AX_OK)
-        e = pick_devices(b, opts->devices, err);
+        e = pick_devices(b, opts->devices ? opts->devices : getenv("AXSERVE_AXCL_DEVICES"), err);
     if (e == AX_OK)
         e = split_layers(b, err);
     if (e == AX_OK)
