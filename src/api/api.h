@@ -5,7 +5,24 @@
  * Pure functions over jansson; no HTTP, no engine calls, no tokens. The
  * shapes follow the openai-node/openai-python types and llama.cpp's
  * extensions (reasoning_content, exceed_context_size_error, ignore_eos,
- * cache_prompt). Unknown request fields are ignored. */
+ * cache_prompt). Unknown request fields are ignored.
+ *
+ * Choices where servers differ:
+ * - n must be 1; a prompt array must hold one prompt; echo, suffix and
+ *   best_of > 1 are refused (400) rather than ignored.
+ * - response_format json_object / json_schema: decoding is not constrained;
+ *   the finished content must parse as JSON or the request fails (500,
+ *   code invalid_json_output; in a stream, an error event before [DONE]).
+ *   The schema itself is not checked.
+ * - tool_choice: "none" hides the tools from the template and turns tool
+ *   call parsing off; a named function leaves only that tool in the
+ *   template; "required" and named choices are otherwise not enforced.
+ *   parallel_tool_calls is accepted; every parsed call is returned.
+ * - Thinking is off with chat_template_kwargs.enable_thinking:false or
+ *   reasoning_effort:"none"; reasoning goes to reasoning_content.
+ * - Sampling fields left out: see sampling_defaults in request.c.
+ * - cache_prompt is accepted for llama.cpp clients; the engine always
+ *   reuses a matching prefix (it changes no output, only speed). */
 #ifndef AX_API_API_H
 #define AX_API_API_H
 
@@ -48,7 +65,7 @@ struct api_request {
     int parse_tools;     /* tools present and tool_choice != none */
     int json_output;     /* response_format json_object / json_schema */
     int logprobs;        /* chat: logprobs:true; completions: logprobs given */
-    int cache_prompt;    /* llama.cpp's per-request switch, default 1 */
+    int cache_prompt;    /* llama.cpp's switch, default 1 (informational) */
     /* API_COMPLETION: exactly one of text / ids. */
     const char *prompt_text; /* borrowed from root */
     size_t prompt_len;

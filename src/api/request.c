@@ -182,7 +182,7 @@ static enum ax_err check_content(json_t *m, size_t i, int required, struct api_e
         json_t *type = json_object_get(part, "type");
         if (!json_is_object(part) || !json_is_string(type))
             return BAD(e, p, "%s must be an object with a 'type'", p);
-        if (strcmp(json_string_value(type), "text"))
+        if (strcmp(json_string_value(type), "text") != 0)
             return BAD(e, p, "%s: content part type '%s' is not supported (only 'text')", p,
                        json_string_value(type));
         if (!json_is_string(json_object_get(part, "text")))
@@ -272,7 +272,7 @@ static enum ax_err check_tools(json_t *tools, struct api_error *e)
         json_t *type = json_object_get(t, "type");
         json_t *f = json_object_get(t, "function");
         if (!json_is_object(t) || !json_is_string(type) ||
-            strcmp(json_string_value(type), "function"))
+            strcmp(json_string_value(type), "function") != 0)
             return BAD(e, p, "%s must be {\"type\":\"function\",\"function\":{...}}", p);
         if (!json_is_object(f) || !json_is_string(json_object_get(f, "name")))
             return BAD(e, p, "%s.function must be an object with a string 'name'", p);

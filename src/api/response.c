@@ -11,6 +11,7 @@
 #include <fcntl.h>
 
 #include "api/api.h"
+#include "util/buf.h"
 #include "util/mem.h"
 
 char *api_dump(const json_t *j)
@@ -23,26 +24,23 @@ json_t *api_lossy_string(const char *s, size_t n)
     if (api_utf8_valid(s, n))
         return json_stringn(s, n);
     /* Each byte that does not start a valid sequence becomes U+FFFD. */
-    char *tmp = ax_mallocarray(n + 1, 3);
-    if (!tmp)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
+    struct ax_buf b;
+    ax_buf_init(&b, (n + 1) * 3);
+    enum ax_err rc = AX_OK;
+    for (size_t i = 0; i < n && !rc;) {
         size_t k = 1;
         while (k <= 4 && i + k <= n && !api_utf8_valid(s + i, k))
             k++;
         if (k <= 4 && i + k <= n) {
-            memcpy(tmp + o, s + i, k);
-            o += k;
+            rc = ax_buf_append(&b, s + i, k);
             i += k;
         } else {
-            memcpy(tmp + o, "\xEF\xBF\xBD", 3);
-            o += 3;
+            rc = ax_buf_append(&b, "\xEF\xBF\xBD", 3);
             i++;
         }
     }
-    json_t *j = json_stringn(tmp, o);
-    ax_free(tmp);
+    json_t *j = rc ? NULL : json_stringn(b.data ? b.data : "", b.len);
+    ax_buf_free(&b);
     return j;
 }
 
@@ -51,11 +49,11 @@ json_t *api_lossy_string(const char *s, size_t n)
 static const char *type_for(int status)
 {
     switch (status) {
-    case 400: return "invalid_request_error";
+    case 400:
+    case 405:
+    case 413: return "invalid_request_error";
     case 401: return "authentication_error";
     case 404: return "not_found_error";
-    case 405: return "invalid_request_error";
-    case 413: return "invalid_request_error";
     case 503: return "unavailable_error";
     default: return "server_error";
     }
@@ -132,7 +130,7 @@ json_t *api_usage_json(const struct api_usage *u)
 {
     return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:I}}", "prompt_tokens", (json_int_t)u->prompt,
                      "completion_tokens", (json_int_t)u->completion, "total_tokens",
-                     (json_int_t)(u->prompt + u->completion), "prompt_tokens_details",
+                     (json_int_t)u->prompt + (json_int_t)u->completion, "prompt_tokens_details",
                      "cached_tokens", (json_int_t)u->cached, "completion_tokens_details",
                      "reasoning_tokens", (json_int_t)u->reasoning);
 }

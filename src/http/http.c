@@ -78,6 +78,7 @@ static enum ax_err open_listener(const char *host, int port, int *fd_out, int *p
         return ax_fail(err, AX_EIO, "cannot listen on %s:%d: %s (pick another --port)", host,
                        port, strerror(saved ? saved : EADDRNOTAVAIL));
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET)
