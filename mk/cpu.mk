@@ -39,3 +39,12 @@ $(AARCH64_DIR)/kern_test: tests/aarch64/kern_main.c tests/unit/kern_checks.h $(C
 
 .PHONY: cpu-aarch64
 cpu-aarch64: $(AARCH64_DIR)/kern_test
+
+# ---- make bench-cpu --------------------------------------------------------
+$(BUILD)/bench/membw: bench/cpu/membw.c $(BUILD)/libaxserve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(BUILD)/libaxserve.a -o $@ $(LDLIBS_ALL)
+
+.PHONY: bench-cpu
+bench-cpu: $(BUILD)/axserve $(BUILD)/bench/membw
+	AX=$(BUILD)/axserve BW=$(BUILD)/bench/membw sh bench/cpu/bench_cpu.sh

@@ -31,8 +31,8 @@ static int find(const struct axcl_rt *rt, void *info, int out, const char *name,
 {
     uint32_t n = out ? rt->EngineGetNumOutputs(info) : rt->EngineGetNumInputs(info);
     for (uint32_t i = 0; i < n; i++) {
-        const char *s = out ? rt->EngineGetOutputNameByIndex(info, i)
-                            : rt->EngineGetInputNameByIndex(info, i);
+        const char *s =
+            out ? rt->EngineGetOutputNameByIndex(info, i) : rt->EngineGetInputNameByIndex(info, i);
         if (s && !strcmp(s, name)) {
             *ix = i;
             return 1;
@@ -41,12 +41,12 @@ static int find(const struct axcl_rt *rt, void *info, int out, const char *name,
     return 0;
 }
 
-#define TRY(x)                                                                                  \
-    do {                                                                                        \
-        if ((x) != 0) {                                                                         \
-            snprintf(err, AX_ERRLEN, "vendor replay: %s failed", #x);                          \
-            return -1;                                                                          \
-        }                                                                                       \
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((x) != 0) {                                                                            \
+            snprintf(err, AX_ERRLEN, "vendor replay: %s failed", #x);                              \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 struct replay {
@@ -117,7 +117,8 @@ static int load(struct replay *r, const struct axmodel_layout *lay, char *err)
     TRY(rt->EngineCreateIO(r->post_info, &r->post_io));
     r->vocab = (int)(rt->EngineGetOutputSizeByIndex(r->post_info, 0, 0) / 2);
     TRY(rt->Malloc(&r->logits_d, (size_t)r->vocab * 2, 0));
-    TRY(rt->EngineSetInputBufferByIndex(r->post_io, 0, r->L[r->n - 1].out, (uint64_t)r->hidden * 2));
+    TRY(rt->EngineSetInputBufferByIndex(r->post_io, 0, r->L[r->n - 1].out,
+                                        (uint64_t)r->hidden * 2));
     TRY(rt->EngineSetOutputBufferByIndex(r->post_io, 0, r->logits_d, (uint64_t)r->vocab * 2));
     r->host_len = (size_t)r->vocab * 2 + (size_t)r->P * ((size_t)r->hist[r->G - 1] + r->P) * 2 +
                   (size_t)r->P * (size_t)r->hidden * 2 + ((size_t)r->N + 1) * 2;
@@ -192,9 +193,8 @@ int vendor_replay(const struct axmodel_layout *lay, int n_prompt, int n_decode,
     r.L = ax_calloc((size_t)r.n, sizeof *r.L);
     int rc = -1;
     void *ctx = NULL;
-    if (!r.L || rt->GetDeviceList(&list) != 0 || !list.num ||
-        rt->SetDevice(list.devices[0]) != 0 || rt->CreateContext(&ctx, list.devices[0]) != 0 ||
-        rt->EngineInit(AXCL_VNPU_DISABLE) != 0) {
+    if (!r.L || rt->GetDeviceList(&list) != 0 || !list.num || rt->SetDevice(list.devices[0]) != 0 ||
+        rt->CreateContext(&ctx, list.devices[0]) != 0 || rt->EngineInit(AXCL_VNPU_DISABLE) != 0) {
         snprintf(err, AX_ERRLEN, "vendor replay: no device");
         goto out;
     }

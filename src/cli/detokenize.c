@@ -34,8 +34,7 @@ static int decode_one(const struct tok *t, json_t *a, int skip, struct ax_buf *o
         json_t *v = json_array_get(a, i);
         json_int_t id = json_is_integer(v) ? json_integer_value(v) : -1;
         if (!json_is_integer(v) || id < 0 || id >= tok_vocab_size(t)) {
-            fprintf(stderr,
-                    "axserve detokenize: %selement %zu is not a token id (integer 0..%d)\n",
+            fprintf(stderr, "axserve detokenize: %selement %zu is not a token id (integer 0..%d)\n",
                     where, i, tok_vocab_size(t) - 1);
             return 1;
         }

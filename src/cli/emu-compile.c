@@ -13,8 +13,8 @@
  *   DST/<name>_tokenizer/ tokenizer.json, tokenizer_config.json, ...
  * Shape groups: 0 = decode (history N = --kv, mask N+1 so max tokens N),
  * 1.. = prefill chunks of P rows with the --history capacities.
- * Reads safetensors (single file or index + shards) itself: F32, F16 and
- * BF16 tensors, converted to bf16. */
+ * Reads the checkpoint through model.h (F32, F16 and BF16 tensors,
+ * converted to bf16). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -27,93 +27,17 @@
 #include "cli/cli.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "model/model.h"
 #include "util/mem.h"
 
-#define MAX_SHARDS 64
 #define PATHN 4096
 
-/* ---- safetensors ------------------------------------------------------- */
+/* ---- reading the checkpoint (model.h) ------------------------------- */
 
-struct shard {
-    struct ax_map map;
-    json_t *hdr;     /* tensor name -> {dtype, shape, data_offsets} */
-    size_t base;     /* 8 + header length */
+struct cfg {
+    int hidden, inter, layers, heads, kv_heads, head_dim, vocab, tied;
+    double theta, eps;
 };
-
-struct ckpt {
-    struct shard sh[MAX_SHARDS];
-    int n;
-};
-
-static enum ax_err shard_open(struct shard *s, const char *path, char *err)
-{
-    enum ax_err e = ax_map_open(path, &s->map, err);
-    if (e != AX_OK)
-        return e;
-    uint64_t hl = 0;
-    if (s->map.size < 8)
-        return ax_fail(err, AX_EFORMAT, "%s: too short for safetensors", path);
-    memcpy(&hl, s->map.data, 8);
-    if (hl > s->map.size - 8 || hl > (100u << 20))
-        return ax_fail(err, AX_EFORMAT, "%s: header length %llu out of range", path,
-                       (unsigned long long)hl);
-    json_error_t je;
-    s->hdr = json_loadb((const char *)s->map.data + 8, (size_t)hl, 0, &je);
-    if (!json_is_object(s->hdr))
-        return ax_fail(err, AX_EFORMAT, "%s: bad safetensors header: %s", path, je.text);
-    s->base = 8 + (size_t)hl;
-    return AX_OK;
-}
-
-static void ckpt_close(struct ckpt *c)
-{
-    for (int i = 0; i < c->n; i++) {
-        json_decref(c->sh[i].hdr);
-        ax_map_close(&c->sh[i].map);
-    }
-}
-
-static enum ax_err ckpt_open(struct ckpt *c, const char *dir, char *err)
-{
-    char p[PATHN];
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    if (ax_file_exists(p)) {
-        c->n = 1;
-        return shard_open(&c->sh[0], p, err);
-    }
-    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
-    json_error_t je;
-    json_t *idx = json_load_file(p, 0, &je);
-    json_t *map = idx ? json_object_get(idx, "weight_map") : NULL;
-    if (!json_is_object(map)) {
-        json_decref(idx);
-        return ax_fail(err, AX_ENOTFOUND, "%s: no model.safetensors or usable index", dir);
-    }
-    const char *k;
-    json_t *v;
-    char seen[MAX_SHARDS][256];
-    json_object_foreach(map, k, v) {
-        const char *f = json_string_value(v);
-        int dup = 0;
-        for (int i = 0; f && i < c->n; i++)
-            dup |= !strcmp(seen[i], f);
-        if (!f || dup)
-            continue;
-        if (c->n == MAX_SHARDS || strlen(f) >= 256 || strchr(f, '/')) {
-            json_decref(idx);
-            return ax_fail(err, AX_EFORMAT, "%s: bad or too many shards", p);
-        }
-        snprintf(seen[c->n], 256, "%s", f);
-        snprintf(p, sizeof p, "%s/%s", dir, f);
-        enum ax_err e = shard_open(&c->sh[c->n++], p, err);
-        if (e != AX_OK) {
-            json_decref(idx);
-            return e;
-        }
-    }
-    json_decref(idx);
-    return AX_OK;
-}
 
 static uint16_t f32_to_bf16(float f)
 {
@@ -128,97 +52,68 @@ static uint16_t f32_to_bf16(float f)
 static float f16_to_f32(uint16_t h)
 {
     int s = h >> 15, ex = (h >> 10) & 31, m = h & 1023;
-    float v = ex == 0 ? ldexpf((float)m, -24)
-                      : ex == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), ex - 25);
+    float v = ex == 0    ? ldexpf((float)m, -24)
+              : ex == 31 ? (m ? NAN : INFINITY)
+                         : ldexpf((float)(m | 1024), ex - 25);
     return s ? -v : v;
 }
 
-/* Appends tensor `name` (n elements expected) as bf16 to f. */
-static enum ax_err put_tensor(const struct ckpt *c, const char *name, uint64_t n, FILE *f,
+/* Appends tensor `name` (n elements expected) as bf16 to f. model_open has
+ * already checked every Qwen3 tensor's shape and dtype (F32/F16/BF16). */
+static enum ax_err put_tensor(const struct model *m, const char *name, uint64_t n, FILE *f,
                               char *err)
 {
-    for (int i = 0; i < c->n; i++) {
-        json_t *t = json_object_get(c->sh[i].hdr, name);
-        if (!t)
-            continue;
-        const char *dt = json_string_value(json_object_get(t, "dtype"));
-        json_t *off = json_object_get(t, "data_offsets");
-        json_t *shape = json_object_get(t, "shape");
-        uint64_t cnt = 1;
-        size_t j;
-        json_t *d;
-        json_array_foreach(shape, j, d) cnt *= (uint64_t)json_integer_value(d);
-        uint64_t b0 = (uint64_t)json_integer_value(json_array_get(off, 0));
-        uint64_t b1 = (uint64_t)json_integer_value(json_array_get(off, 1));
-        int es = !dt ? 0 : !strcmp(dt, "F32") ? 4 : (!strcmp(dt, "F16") || !strcmp(dt, "BF16")) ? 2 : 0;
-        if (!es || cnt != n || b1 < b0 || b1 - b0 != cnt * (uint64_t)es ||
-            b1 > c->sh[i].map.size - c->sh[i].base)
-            return ax_fail(err, AX_EFORMAT, "tensor %s: dtype %s, %llu elements (expected %llu) "
-                           "or bad offsets", name, dt ? dt : "?", (unsigned long long)cnt,
-                           (unsigned long long)n);
-        const uint8_t *p = c->sh[i].map.data + c->sh[i].base + b0;
-        uint16_t buf[4096];
-        for (uint64_t k = 0; k < n;) {
-            size_t m = n - k < 4096 ? (size_t)(n - k) : 4096;
-            for (size_t q = 0; q < m; q++, k++) {
-                if (es == 4) {
-                    float v;
-                    memcpy(&v, p + 4 * k, 4);
-                    buf[q] = f32_to_bf16(v);
-                } else {
-                    uint16_t h;
-                    memcpy(&h, p + 2 * k, 2);
-                    buf[q] = !strcmp(dt, "BF16") ? h : f32_to_bf16(f16_to_f32(h));
-                }
+    struct model_tensor t;
+    enum ax_err e = model_tensor(m, name, &t, err);
+    if (e != AX_OK)
+        return e;
+    size_t es = t.dtype == DT_F32 ? 4 : 2;
+    if ((t.dtype != DT_F32 && t.dtype != DT_F16 && t.dtype != DT_BF16) || t.nbytes != n * es)
+        return ax_fail(err, AX_EFORMAT,
+                       "tensor %s: %zu bytes, expected %llu elements of F32, "
+                       "F16 or BF16",
+                       name, t.nbytes, (unsigned long long)n);
+    const uint8_t *p = t.data;
+    uint16_t buf[4096];
+    for (uint64_t k = 0; k < n;) {
+        size_t cnt = n - k < 4096 ? (size_t)(n - k) : 4096;
+        for (size_t q = 0; q < cnt; q++, k++) {
+            uint16_t h;
+            float v;
+            if (t.dtype == DT_F32) {
+                memcpy(&v, p + 4 * k, 4);
+                buf[q] = f32_to_bf16(v);
+            } else {
+                memcpy(&h, p + 2 * k, 2);
+                buf[q] = t.dtype == DT_BF16 ? h : f32_to_bf16(f16_to_f32(h));
             }
-            if (fwrite(buf, 2, m, f) != m)
-                return ax_fail(err, AX_EIO, "write failed: %s", strerror(errno));
         }
-        return AX_OK;
+        if (fwrite(buf, 2, cnt, f) != cnt)
+            return ax_fail(err, AX_EIO, "write failed: %s", strerror(errno));
     }
-    return ax_fail(err, AX_ENOTFOUND, "tensor %s not in the checkpoint", name);
+    return AX_OK;
 }
 
-/* ---- config ----------------------------------------------------------- */
-
-struct cfg {
-    int hidden, inter, layers, heads, kv_heads, head_dim, vocab, tied;
-    double theta, eps;
-};
-
-static int geti(json_t *o, const char *k, int def)
+static enum ax_err read_cfg(const struct model *m, struct cfg *c, char *err)
 {
-    json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? (int)json_integer_value(v) : def;
-}
-
-static enum ax_err read_cfg(const char *dir, struct cfg *c, char *err)
-{
-    char p[PATHN];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    json_error_t je;
-    json_t *o = json_load_file(p, 0, &je);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return ax_fail(err, AX_EFORMAT, "%s: %s", p, je.text);
-    }
-    c->hidden = geti(o, "hidden_size", 0);
-    c->inter = geti(o, "intermediate_size", 0);
-    c->layers = geti(o, "num_hidden_layers", 0);
-    c->heads = geti(o, "num_attention_heads", 0);
-    c->kv_heads = geti(o, "num_key_value_heads", c->heads);
-    c->head_dim = geti(o, "head_dim", c->heads ? c->hidden / c->heads : 0);
-    c->vocab = geti(o, "vocab_size", 0);
-    c->tied = json_is_true(json_object_get(o, "tie_word_embeddings"));
-    json_t *t = json_object_get(o, "rope_theta");
-    json_t *e = json_object_get(o, "rms_norm_eps");
-    c->theta = json_is_number(t) ? json_number_value(t) : 1e6;
-    c->eps = json_is_number(e) ? json_number_value(e) : 1e-6;
-    json_decref(o);
-    if (c->hidden < 1 || c->inter < 1 || c->layers < 1 || c->layers > 1024 || c->heads < 1 ||
-        c->kv_heads < 1 || c->heads % c->kv_heads || c->head_dim < 2 || c->head_dim % 2 ||
-        c->vocab < 1)
-        return ax_fail(err, AX_EFORMAT, "%s: not a Qwen3 config (sizes missing or inconsistent)", p);
+    const struct qwen3_config *q = model_config(m);
+    if (model_kind(m) != MODEL_HF || !q)
+        return ax_fail(err, AX_EINVAL, "%s is not an HF Qwen3 checkpoint", model_dir(m));
+    c->hidden = q->hidden;
+    c->inter = q->intermediate;
+    c->layers = q->n_layers;
+    c->heads = q->n_heads;
+    c->kv_heads = q->n_kv_heads;
+    c->head_dim = q->head_dim;
+    c->vocab = q->vocab;
+    c->tied = q->tied;
+    c->theta = q->rope_theta;
+    c->eps = q->rms_eps;
+    if (c->layers > 1024 || c->head_dim % 2)
+        return ax_fail(err, AX_EUNSUPPORTED,
+                       "%s: %d layers / head_dim %d not supported by the "
+                       "emulator format",
+                       model_dir(m), c->layers, c->head_dim);
     return AX_OK;
 }
 
@@ -238,7 +133,7 @@ static void header(struct axemu_header *h, const struct cfg *c, int kind)
     h->weights_offset = AXEMU_HEADER_SIZE;
 }
 
-static enum ax_err write_layer(const struct ckpt *ck, const struct cfg *c, int l,
+static enum ax_err write_layer(const struct model *ck, const struct cfg *c, int l,
                                struct axemu_header *h, const char *path, char *err)
 {
     FILE *f = fopen(path, "wb");
@@ -251,12 +146,16 @@ static enum ax_err write_layer(const struct ckpt *ck, const struct cfg *c, int l
     struct {
         const char *n;
         uint64_t count;
-    } t[] = {{"input_layernorm.weight", hd}, {"post_attention_layernorm.weight", hd},
+    } t[] = {{"input_layernorm.weight", hd},
+             {"post_attention_layernorm.weight", hd},
              {"self_attn.q_norm.weight", (uint64_t)c->head_dim},
              {"self_attn.k_norm.weight", (uint64_t)c->head_dim},
-             {"self_attn.q_proj.weight", q * hd}, {"self_attn.k_proj.weight", kv * hd},
-             {"self_attn.v_proj.weight", kv * hd}, {"self_attn.o_proj.weight", hd * q},
-             {"mlp.gate_proj.weight", in * hd}, {"mlp.up_proj.weight", in * hd},
+             {"self_attn.q_proj.weight", q * hd},
+             {"self_attn.k_proj.weight", kv * hd},
+             {"self_attn.v_proj.weight", kv * hd},
+             {"self_attn.o_proj.weight", hd * q},
+             {"mlp.gate_proj.weight", in * hd},
+             {"mlp.up_proj.weight", in * hd},
              {"mlp.down_proj.weight", hd * in}};
     for (size_t i = 0; e == AX_OK && i < sizeof t / sizeof t[0]; i++) {
         char name[256];
@@ -268,7 +167,7 @@ static enum ax_err write_layer(const struct ckpt *ck, const struct cfg *c, int l
     return e == AX_EIO ? ax_fail(err, e, "%s: write failed", path) : e;
 }
 
-static enum ax_err write_post(const struct ckpt *ck, const struct cfg *c, const char *path,
+static enum ax_err write_post(const struct model *ck, const struct cfg *c, const char *path,
                               char *err)
 {
     struct axemu_header h;
@@ -290,13 +189,14 @@ static enum ax_err write_post(const struct ckpt *ck, const struct cfg *c, const 
     return e;
 }
 
-static enum ax_err write_embed(const struct ckpt *ck, const struct cfg *c, const char *path,
+static enum ax_err write_embed(const struct model *ck, const struct cfg *c, const char *path,
                                char *err)
 {
     FILE *f = fopen(path, "wb");
     if (!f)
         return ax_fail(err, AX_EIO, "%s: %s", path, strerror(errno));
-    enum ax_err e = put_tensor(ck, "model.embed_tokens.weight", (uint64_t)c->vocab * c->hidden, f, err);
+    enum ax_err e =
+        put_tensor(ck, "model.embed_tokens.weight", (uint64_t)c->vocab * c->hidden, f, err);
     if (fclose(f) != 0 && e == AX_OK)
         e = ax_fail(err, AX_EIO, "%s: write failed", path);
     return e;
@@ -366,6 +266,8 @@ static int parse(int argc, char **argv, struct opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!a)
+            break;
         if (!strcmp(a, "--prefill") && v) {
             o->prefill = atoi(v);
             i++;
@@ -385,16 +287,13 @@ static int parse(int argc, char **argv, struct opts *o)
                 s = *end == ',' ? end + 1 : end;
             }
             i++;
-        } else if (a[0] == '-') {
-            return -1;
-        } else if (pos == 0) {
-            o->src = a;
-            pos++;
-        } else if (pos == 1) {
-            o->dst = a;
-            pos++;
+        } else if (a[0] != '-' && pos < 2) {
+            if (pos++ == 0)
+                o->src = a;
+            else
+                o->dst = a;
         } else {
-            return -1;
+            return -1; /* unknown option or a third path */
         }
     }
     if (!o->src || !o->dst || o->prefill < 1 || o->prefill > 4096 || o->kv < 1 ||
@@ -410,12 +309,10 @@ static enum ax_err compile(const struct opts *o, char *err)
 {
     struct cfg c;
     memset(&c, 0, sizeof c);
-    enum ax_err e = read_cfg(o->src, &c, err);
-    if (e != AX_OK)
-        return e;
-    struct ckpt ck;
-    memset(&ck, 0, sizeof ck);
-    e = ckpt_open(&ck, o->src, err);
+    struct model *ck = NULL;
+    enum ax_err e = model_open(o->src, &ck, err);
+    if (e == AX_OK)
+        e = read_cfg(ck, &c, err);
     char sub[128], dir[PATHN], p[PATHN + 256];
     snprintf(sub, sizeof sub, "%s-emu-ax650", o->name);
     snprintf(dir, sizeof dir, "%s/%s", o->dst, sub);
@@ -432,33 +329,41 @@ static enum ax_err compile(const struct opts *o, char *err)
         h.history[g + 1] = (uint32_t)o->hist[g];
     for (int l = 0; e == AX_OK && l < c.layers; l++) {
         snprintf(p, sizeof p, "%s/%s_p%d_l%d_together.axmodel", dir, o->name, o->prefill, l);
-        e = write_layer(&ck, &c, l, &h, p, err);
+        e = write_layer(ck, &c, l, &h, p, err);
     }
     if (e == AX_OK) {
         snprintf(p, sizeof p, "%s/%s_post.axmodel", dir, o->name);
-        e = write_post(&ck, &c, p, err);
+        e = write_post(ck, &c, p, err);
     }
     if (e == AX_OK) {
         snprintf(p, sizeof p, "%s/model.embed_tokens.weight.bfloat16.bin", dir);
-        e = write_embed(&ck, &c, p, err);
+        e = write_embed(ck, &c, p, err);
     }
-    ckpt_close(&ck);
     if (e == AX_OK)
         e = write_config(o->dst, o->name, sub, o->prefill, &c, err);
     /* Tokenizer folder, as the vendor ships it; files that exist only. */
     snprintf(dir, sizeof dir, "%s/%s_tokenizer", o->dst, o->name);
     if (e == AX_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
         e = ax_fail(err, AX_EIO, "%s: %s", dir, strerror(errno));
-    static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json",
-                                            "vocab.json", "merges.txt",
-                                            "generation_config.json", "config.json"};
-    for (size_t i = 0; e == AX_OK && i < sizeof tok_files / sizeof tok_files[0]; i++) {
+    const char *tj = ck ? model_tokenizer_json(ck) : NULL;
+    const char *tc = ck ? model_tokenizer_config(ck) : NULL;
+    if (e == AX_OK && tj) {
+        snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+        e = copy_file(tj, p, err);
+    }
+    if (e == AX_OK && tc) {
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+        e = copy_file(tc, p, err);
+    }
+    static const char *const extra[] = {"generation_config.json", "config.json"};
+    for (size_t i = 0; e == AX_OK && i < sizeof extra / sizeof extra[0]; i++) {
         char s[PATHN + 64];
-        snprintf(s, sizeof s, "%s/%s", o->src, tok_files[i]);
-        snprintf(p, sizeof p, "%s/%s", dir, tok_files[i]);
+        snprintf(s, sizeof s, "%s/%s", o->src, extra[i]);
+        snprintf(p, sizeof p, "%s/%s", dir, extra[i]);
         if (ax_file_exists(s))
             e = copy_file(s, p, err);
     }
+    model_free(ck);
     return e;
 }
 

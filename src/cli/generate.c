@@ -162,10 +162,25 @@ static enum ax_err prompt_ids(const struct gen_args *a, const struct model *m, i
     size_t len = strlen(a->prompt);
     if (len > MAX_PROMPT_BYTES)
         return ax_fail(err, AX_ETOOBIG, "--prompt longer than %u bytes", MAX_PROMPT_BYTES);
-    /* TODO(tok): tokenize with tok_encode once src/tok lands on main. */
-    (void)m;
-    (void)len;
-    return ax_fail(err, AX_EUNSUPPORTED, "--prompt needs the tokenizer, not built yet: use --ids");
+    if (!model_tokenizer_json(m))
+        return ax_fail(err, AX_ENOTFOUND, "%s has no tokenizer.json: use --ids", model_dir(m));
+    struct tok *t;
+    enum ax_err e = tok_load(model_tokenizer_json(m), &t, err);
+    if (e != AX_OK)
+        return e;
+    int32_t *ids = ax_mallocarray(len + 1, sizeof *ids);
+    if (!ids) {
+        tok_free(t);
+        return ax_fail(err, AX_ENOMEM, "out of memory tokenizing the prompt");
+    }
+    e = tok_encode(t, a->prompt, len, ids, n, err);
+    tok_free(t);
+    if (e != AX_OK) {
+        ax_free(ids);
+        return e;
+    }
+    *out = ids;
+    return AX_OK;
 }
 
 /* ---- one step's log-probabilities and choice ------------------------------ */
@@ -185,7 +200,7 @@ static double log_sum_exp(const float *l, int n)
     double s = 0;
     for (int i = 0; i < n; i++)
         s += exp((double)l[i] - mx);
-    return mx + log(s);
+    return mx + log(s > 0 ? s : 1); /* s >= 1: the maximum contributes exp(0) */
 }
 
 /* Top k ids by logit (ties: lower id first) into top[0..k). */

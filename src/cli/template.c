@@ -7,6 +7,8 @@
  *   axserve template --jinja FILE      renders a bare template file with the
  *                                      variables of a JSON object on stdin
  *                                      (with --batch: an array of objects)
+ *   axserve template --cases           stdin: [{"template": T, "vars": {...}}];
+ *                                      prints a JSON array as --batch does
  *
  * DIR holds tokenizer_config.json (directly or in a tokenizer/ subfolder);
  * -m may also name the JSON file itself. */
@@ -16,6 +18,7 @@
 
 #include "chat/template.h"
 #include "cli/cli.h"
+#include "jinja/jinja.h"
 #include "util/buf.h"
 #include "util/file.h"
 #include "util/mem.h"
@@ -27,6 +30,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: axserve template -m MODEL_DIR [--batch] < request.json\n"
                "       axserve template --jinja FILE [--batch] < variables.json\n"
+               "       axserve template --cases < [{\"template\": ..., \"vars\": {...}}, ...]\n"
                "Renders a chat request ({messages, tools?, chat_template_kwargs?, add_generation_prompt?})\n"
                "with the model's chat template and prints the prompt exactly. --batch reads a JSON\n"
                "array and prints a JSON array of prompts, {\"error\": \"...\"} for failed items.\n");
@@ -59,6 +63,52 @@ static enum ax_err render_one(const struct chat_template *t, int raw, const json
                               char *err)
 {
     return raw ? chat_template_render_vars(t, req, out, err) : chat_template_render(t, req, out, err);
+}
+
+/* One {"template", "vars"} case; the result or {"error": ...}. */
+static json_t *render_case(const json_t *c)
+{
+    const json_t *src = json_object_get(c, "template"), *vars = json_object_get(c, "vars");
+    char err[AX_ERRLEN];
+    struct jinja_tmpl *t = NULL;
+    struct ax_buf out;
+    ax_buf_init(&out, PROMPT_MAX);
+    enum ax_err e = AX_EINVAL;
+    if (!json_is_string(src) || !json_is_object(vars))
+        snprintf(err, sizeof err, "a case needs a string template and an object vars");
+    else if (!(e = jinja_parse(json_string_value(src), json_string_length(src), &t, err)))
+        e = jinja_render(t, vars, NULL, &out, err);
+    json_t *r = e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
+    jinja_free(t);
+    ax_buf_free(&out);
+    return r;
+}
+
+static int run_cases(const json_t *in)
+{
+    if (!json_is_array(in)) {
+        fprintf(stderr, "axserve template: --cases needs a JSON array on stdin\n");
+        return 1;
+    }
+    json_t *results = json_array();
+    size_t i;
+    const json_t *c;
+    json_array_foreach(in, i, c) {
+        json_t *r = render_case(c);
+        if (!r || json_array_append_new(results, r)) {
+            json_decref(results);
+            fprintf(stderr, "axserve template: out of memory\n");
+            return 1;
+        }
+    }
+    char *s = json_dumps(results, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(results);
+    if (!s)
+        return 1;
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    free(s);
+    return 0;
 }
 
 static int run_batch(const struct chat_template *t, int raw, const json_t *in)
@@ -98,7 +148,7 @@ static int run_batch(const struct chat_template *t, int raw, const json_t *in)
 int cli_template(int argc, char **argv)
 {
     const char *model = NULL, *jinja = NULL;
-    int batch = 0;
+    int batch = 0, cases = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
             model = argv[++i];
@@ -106,6 +156,8 @@ int cli_template(int argc, char **argv)
             jinja = argv[++i];
         } else if (!strcmp(argv[i], "--batch")) {
             batch = 1;
+        } else if (!strcmp(argv[i], "--cases")) {
+            cases = 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
@@ -114,7 +166,21 @@ int cli_template(int argc, char **argv)
             return 2;
         }
     }
-    if (!model == !jinja) {
+    if (cases && !model && !jinja) {
+        struct ax_buf in;
+        json_error_t jerr;
+        ax_buf_init(&in, STDIN_MAX);
+        json_t *req = read_stdin(&in) ? NULL : json_loadb(in.data ? in.data : "", in.len, 0, &jerr);
+        ax_buf_free(&in);
+        if (!req) {
+            fprintf(stderr, "axserve template: stdin is not a JSON array of cases\n");
+            return 1;
+        }
+        int rc = run_cases(req);
+        json_decref(req);
+        return rc;
+    }
+    if (!model == !jinja || cases) {
         usage(stderr);
         return 2;
     }

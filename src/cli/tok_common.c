@@ -1,5 +1,6 @@
-/* tok_common.c - tokenizer lookup in a model directory and stdin/stdout
- * plumbing for `axserve tokenize` / `detokenize`. */
+/* tok_common.c - tokenizer lookup in a model directory (through
+ * model_open, which also rejects Git LFS pointers) and stdin/stdout plumbing
+ * for `axserve tokenize` / `detokenize`. */
 #include "cli/tok_common.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/model.h"
 #include "util/buf.h"
 #include "util/file.h"
 #include "util/mem.h"
@@ -16,32 +18,36 @@
 
 struct tok *cli_tok_open(const char *cmd, const char *dir)
 {
-    static const char *const where[] = {"tokenizer.json", "tokenizer/tokenizer.json",
-                                        "qwen3_tokenizer/tokenizer.json"};
-    char path[4096], err[AX_ERRLEN];
+    char err[AX_ERRLEN];
     struct stat st;
-    if (stat(dir, &st) != 0) {
-        fprintf(stderr, "axserve %s: model directory %s: %s\n", cmd, dir, strerror(errno));
-        return NULL;
-    }
-    const char *found = NULL;
-    if (S_ISREG(st.st_mode))
-        found = dir;
-    for (size_t i = 0; !found && i < sizeof where / sizeof where[0]; i++)
-        if (ax_path_join(path, sizeof path, dir, where[i]) == AX_OK && ax_file_exists(path))
-            found = path;
-    if (!found) {
-        fprintf(stderr,
-                "axserve %s: no tokenizer.json in %s (nor in its tokenizer/ or "
-                "qwen3_tokenizer/ folder); download the model with `axserve pull`\n",
-                cmd, dir);
-        return NULL;
+    struct model *m = NULL;
+    const char *path = dir;
+    if (stat(dir, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (model_check_not_lfs(dir, err) != AX_OK) {
+            fprintf(stderr, "axserve %s: %s\n", cmd, err);
+            return NULL;
+        }
+    } else {
+        if (model_open(dir, &m, err) != AX_OK) {
+            fprintf(stderr, "axserve %s: %s\n", cmd, err);
+            return NULL;
+        }
+        path = model_tokenizer_json(m);
+        if (!path) {
+            fprintf(stderr,
+                    "axserve %s: %s has no tokenizer.json + tokenizer_config.json (nor a "
+                    "tokenizer subfolder); download the model with `axserve pull`\n",
+                    cmd, dir);
+            model_free(m);
+            return NULL;
+        }
     }
     struct tok *t = NULL;
-    if (tok_load(found, &t, err) != AX_OK) {
+    if (tok_load(path, &t, err) != AX_OK) {
         fprintf(stderr, "axserve %s: %s\n", cmd, err);
-        return NULL;
+        t = NULL;
     }
+    model_free(m);
     return t;
 }
 

@@ -7,8 +7,9 @@
 
 #include "tok/tok.h"
 
-/* Loads DIR/tokenizer.json (or DIR/tokenizer/, DIR/qwen3_tokenizer/, or DIR
- * itself when it is a file). Prints the error and returns NULL on failure. */
+/* Loads the tokenizer of model directory DIR (as model_open finds it), or
+ * DIR itself when it is a tokenizer.json file. Prints the error and returns
+ * NULL on failure. */
 struct tok *cli_tok_open(const char *cmd, const char *dir);
 /* Reads all of stdin (caller frees with ax_free); NULL after printing an error. */
 char *cli_read_stdin(const char *cmd, size_t *len);

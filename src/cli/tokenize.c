@@ -109,7 +109,9 @@ int cli_tokenize(int argc, char **argv)
     char *in = cli_read_stdin("tokenize", &len);
     struct ax_buf out;
     ax_buf_init(&out, (size_t)1 << 34);
-    int rc = !in ? 1 : is_batch ? batch(t, in, len, &out) : encode_one(t, in, len, &out, (size_t)-1);
+    int rc = !in        ? 1
+             : is_batch ? batch(t, in, len, &out)
+                        : encode_one(t, in, len, &out, (size_t)-1);
     if (!rc && ax_buf_putc(&out, '\n') != AX_OK)
         rc = 1;
     if (!rc)

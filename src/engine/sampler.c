@@ -11,6 +11,8 @@
 
 #include "util/mem.h"
 
+#define SMALL_K 64 /* top_k up to this uses the one-pass selection */
+
 struct cand {
     float v;    /* temperature-scaled logit */
     int32_t id;
@@ -229,37 +231,120 @@ static int apply_top_k(struct cand *c, int n, int k)
     return m;
 }
 
-/* Sum of exp(v - vmax) over c[0..n). */
-static double mass(const struct cand *c, int n, float vmax)
+/* Small top_k straight from the raw logits (a positive temperature keeps
+ * their order): one pass keeps the k best in a small sorted array - most
+ * logits fail the first comparison - and a second gathers every logit >=
+ * the k-th, ties included as HF keeps them. Returns the candidate count. */
+static int gather_top_k(struct sampler *s, const float *logits, int k, float temp)
 {
-    double z = 0.0;
-    for (int i = 0; i < n; i++)
-        z += exp((double)c[i].v - vmax);
-    return z;
+    struct cand best[SMALL_K];
+    int have = 0;
+    for (int i = 0; i < s->n_vocab; i++) {
+        struct cand x = {logits[i], i};
+        if (!(x.v > -INFINITY) || (have == k && !before(&x, &best[k - 1])))
+            continue;
+        int j = have < k ? have++ : k - 1;
+        while (j > 0 && before(&x, &best[j - 1])) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = x;
+    }
+    if (have == 0)
+        return 0;
+    float thr = best[have - 1].v;
+    int n = 0;
+    for (int i = 0; i < s->n_vocab; i++)
+        if (logits[i] >= thr)
+            s->c[n++] = (struct cand){logits[i] / temp, i};
+    return n;
 }
 
-/* top_p over a sorted prefix: sorts only as many candidates as the
- * nucleus needs, growing the sorted prefix 4x at a time. */
+/* Buckets of (vmax - v) for top_p: BUCKETS_PER_UNIT per logit unit, the
+ * last bucket taking everything further down. */
+#define N_BUCKETS 256
+#define BUCKETS_PER_UNIT 8.0f
+
+static int bucket_of(float v, float vmax)
+{
+    float d = (vmax - v) * BUCKETS_PER_UNIT;
+    return d < (float)(N_BUCKETS - 1) ? (int)d : N_BUCKETS - 1;
+}
+
+/* The last histogram bucket needed to hold top_p of the mass z, plus one
+ * of slack against rounding in the sums. */
+static int last_bucket(const double *mass, double z, float top_p)
+{
+    int last = 0;
+    for (double cum = 0.0; last < N_BUCKETS - 1; last++) {
+        cum += mass[last];
+        if (cum >= top_p * z)
+            break;
+    }
+    return last < N_BUCKETS - 1 ? last + 1 : last;
+}
+
+/* Sorts c[0..m) (a superset of the nucleus) and keeps the most probable
+ * while the mass before them is < top_p; z is the mass of all candidates. */
+static int nucleus(struct cand *c, int m, double z, float top_p, float vmax)
+{
+    qsort(c, (size_t)m, sizeof *c, cmp_cand);
+    double cum = 0.0;
+    for (int i = 0; i < m; i++) {
+        if (cum >= top_p)
+            return i > 0 ? i : 1;
+        cum += exp((double)c[i].v - vmax) / z;
+    }
+    return m;
+}
+
+/* top_p over candidates: only those in the top buckets that hold top_p of
+ * the mass are sorted (a histogram pass finds them), not all of them. */
 static int apply_top_p(struct cand *c, int n, float top_p, float vmax)
 {
-    double z = mass(c, n, vmax);
-    int sorted = 0;
-    for (int m = n < 256 ? n : 256;; m = m * 4 < n ? m * 4 : n) {
-        if (m > sorted) {
-            if (m < n)
-                select_top(c + sorted, n - sorted, m - sorted);
-            qsort(c + sorted, (size_t)(m - sorted), sizeof *c, cmp_cand);
-            sorted = m;
-        }
-        double cum = 0.0;
-        for (int i = 0; i < m; i++) {
-            if (cum >= top_p)
-                return i > 0 ? i : 1;
-            cum += exp((double)c[i].v - vmax) / z;
-        }
-        if (m == n)
-            return n;
+    double mass[N_BUCKETS] = {0}, z = 0.0;
+    for (int i = 0; i < n; i++) {
+        double p = expf(c[i].v - vmax);
+        mass[bucket_of(c[i].v, vmax)] += p;
+        z += p;
     }
+    int last = last_bucket(mass, z, top_p), m = 0;
+    for (int i = 0; i < n; i++)
+        if (bucket_of(c[i].v, vmax) <= last)
+            swap_cand(&c[m++], &c[i]);
+    return nucleus(c, m, z, top_p, vmax);
+}
+
+/* top_p straight from the raw logits (no top_k before it): the histogram
+ * pass reads the logits and only the nucleus' buckets become candidates,
+ * so the whole vocabulary is never copied or sorted. */
+static int gather_top_p(struct sampler *s, const float *logits, float top_p, float temp)
+{
+    float lmax = -INFINITY;
+    for (int i = 0; i < s->n_vocab; i++)
+        if (logits[i] > lmax)
+            lmax = logits[i];
+    if (!(lmax > -INFINITY))
+        return 0;
+    float vmax = lmax / temp;
+    double mass[N_BUCKETS] = {0}, z = 0.0;
+    for (int i = 0; i < s->n_vocab; i++) {
+        if (!(logits[i] > -INFINITY))
+            continue;
+        float v = logits[i] / temp;
+        double p = expf(v - vmax);
+        mass[bucket_of(v, vmax)] += p;
+        z += p;
+    }
+    /* Buckets 0..last are v > vmax - (last + 1) / BUCKETS_PER_UNIT; test
+     * the raw logit against that bound, lowered a little so rounding can
+     * only add candidates (a superset of the nucleus is all it needs). */
+    int last = last_bucket(mass, z, top_p), m = 0;
+    float thr = (vmax - ((float)last + 1.05f) / BUCKETS_PER_UNIT) * temp;
+    for (int i = 0; i < s->n_vocab; i++)
+        if (logits[i] >= thr)
+            s->c[m++] = (struct cand){logits[i] / temp, i};
+    return nucleus(s->c, m, z, top_p, vmax);
 }
 
 /* min_p: p_i >= min_p * p_max  <=>  v_i >= vmax + log(min_p). */
@@ -293,26 +378,37 @@ int sampler_filter(struct sampler *s, const float *logits, const struct sampler_
         return 1;
     }
     /* Masked (-inf) and NaN logits never become candidates. */
-    int n = 0;
-    for (int i = 0; i < s->n_vocab; i++)
-        if (logits[i] > -INFINITY)
-            s->c[n++] = (struct cand){logits[i] / p->temperature, i};
+    int n = 0, top_p = p->top_p >= 0.0f && p->top_p < 1.0f; /* 0: the top token only (HF) */
+    if (p->top_k > 0 && p->top_k <= SMALL_K) {
+        n = gather_top_k(s, logits, p->top_k, p->temperature);
+    } else if (p->top_k <= 0 && top_p) {
+        n = gather_top_p(s, logits, p->top_p, p->temperature);
+        top_p = 0; /* done */
+    } else {
+        for (int i = 0; i < s->n_vocab; i++)
+            if (logits[i] > -INFINITY)
+                s->c[n++] = (struct cand){logits[i] / p->temperature, i};
+        n = n ? apply_top_k(s->c, n, p->top_k) : 0;
+    }
     if (n == 0) {
         s->ids[0] = argmax(logits, s->n_vocab);
         s->probs[0] = 1.0f;
         return 1;
     }
-    n = apply_top_k(s->c, n, p->top_k);
     float vmax = max_v(s->c, n);
-    if (p->top_p > 0.0f && p->top_p < 1.0f)
+    if (top_p)
         n = apply_top_p(s->c, n, p->top_p, vmax);
     if (p->min_p > 0.0f && p->min_p <= 1.0f)
         n = apply_min_p(s->c, n, p->min_p, vmax);
-    double z = mass(s->c, n, vmax);
+    double z = 0.0;
     for (int i = 0; i < n; i++) {
         s->ids[i] = s->c[i].id;
-        s->probs[i] = (float)(exp((double)s->c[i].v - vmax) / z);
+        s->probs[i] = expf(s->c[i].v - vmax);
+        z += s->probs[i];
     }
+    float inv = (float)(1.0 / z);
+    for (int i = 0; i < n; i++)
+        s->probs[i] *= inv;
     return n;
 }
 
@@ -343,7 +439,7 @@ float sampler_logprobs(const struct sampler *s, const float *logits, int32_t cho
     double z = 0.0;
     for (int i = 0; i < n; i++)
         z += exp((double)logits[i] - vmax);
-    double lse = vmax + log(z);
+    double lse = vmax + log(z > 0.0 ? z : 1.0); /* z >= 1: the max adds exp(0) */
     /* Insertion into a small sorted array: most logits fail the first test. */
     int have = 0;
     for (int i = 0; i < n && n_top > 0; i++) {

@@ -7,7 +7,7 @@
  *   logit -= count * frequency + (count > 0) * presence), then temperature
  *   (0 = argmax, exactly, ties to the lowest id), top_k (ties with the k-th
  *   value are kept, as HF does), top_p (keep the most probable tokens while
- *   the mass before them is < top_p), min_p (keep p >= min_p * p_max), and a
+ *   the mass before them is < top_p; 0 keeps only the top one), min_p (keep p >= min_p * p_max), and a
  *   draw from the renormalised survivors with the request's own PRNG.
  *
  * Logprobs are reported from the raw logits (log-softmax before penalties,

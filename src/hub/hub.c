@@ -125,7 +125,24 @@ struct sink {
     CURL *c;
     int restarted; /* server ignored Range: file truncated */
     int failed;
+    const struct hub_file *hf; /* progress lines for big files, or NULL */
+    FILE *log;
+    int tenth; /* last 10% step reported */
 };
+
+/* Big files take minutes: say every 10% how far we are. */
+static void progress(struct sink *s)
+{
+    if (!s->hf || !s->log || s->hf->size < ((int64_t)64 << 20))
+        return;
+    int64_t done = s->start + s->got;
+    int tenth = (int)(done * 10 / s->hf->size);
+    if (tenth > s->tenth && tenth < 10) {
+        s->tenth = tenth;
+        fprintf(s->log, "  %s: %d%% (%lld MB)\n", s->hf->path, tenth * 10, (long long)(done >> 20));
+        fflush(s->log);
+    }
+}
 
 static size_t on_data(char *p, size_t sz, size_t n, void *user)
 {
@@ -149,6 +166,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *user)
         return 0;
     }
     s->got += (int64_t)len;
+    progress(s);
     return len;
 }
 
@@ -342,7 +360,8 @@ static enum ax_err attempt(CURL *c, const char *url, const char *part, const str
         return ax_fail(err, AX_EIO, "%s: cannot write: %s", part, strerror(errno));
     char range[48];
     snprintf(range, sizeof range, "%lld-", (long long)have);
-    struct sink s = {.f = f, .start = have, .c = c};
+    struct sink s = {.f = f, .start = have, .c = c, .hf = hf, .log = o->log};
+    s.tenth = hf->size > 0 ? (int)(have * 10 / hf->size) : 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(c, CURLOPT_RANGE, have ? range : NULL);

@@ -546,7 +546,11 @@ static int f_length(struct jstate *s, struct jv in, struct jv *out)
     switch (in.k) {
     case JV_STR: *out = jv_int((int64_t)ju8_len(in.u.s.p, in.u.s.n)); return 0;
     case JV_LIST:
-    case JV_TUPLE: *out = jv_int((int64_t)in.u.l->n); return 0;
+    case JV_TUPLE:
+        if (in.sub == SUB_GEN)
+            return jfail(s, "object of type 'generator' has no len()");
+        *out = jv_int((int64_t)in.u.l->n);
+        return 0;
     case JV_DICT: *out = jv_int((int64_t)in.u.d->n); return 0;
     case JV_UNDEF: *out = jv_int(0); return 0;
     case JV_LOOP: *out = jv_int(in.u.lp->n); return 0;
@@ -576,8 +580,9 @@ static int f_join(struct jstate *s, struct jv in, struct bound *b, struct jv *ou
 static int f_indent(struct jstate *s, struct jv in, struct bound *b, struct jv *out)
 {
     struct jv ind;
-    if (str_of(s, in, &in))
-        return -1;
+    if (in.k != JV_STR)
+        return in.k == JV_UNDEF ? jfail(s, "indent of an undefined value")
+                                : jfail(s, "unsupported operand type(s) for +=: '%s' and 'str'", jv_typename(in));
     if (b->have[0] && b->v[0].k == JV_STR) {
         ind = b->v[0];
     } else {
@@ -811,6 +816,7 @@ static int f_int(struct jstate *s, struct jv in, struct bound *b, struct jv *out
     int64_t v;
     double f;
     switch (in.k) {
+    case JV_UNDEF: return jfail(s, "'%.*s' is undefined", (int)in.u.s.n, in.u.s.p ? in.u.s.p : "");
     case JV_INT:
     case JV_BOOL: *out = jv_int(in.u.i); return 0;
     case JV_FLOAT:
@@ -835,9 +841,10 @@ static int f_int(struct jstate *s, struct jv in, struct bound *b, struct jv *out
 
 static int f_float(struct jstate *s, struct jv in, struct bound *b, struct jv *out)
 {
-    (void)s;
     double f;
     struct jv def = b->have[0] ? b->v[0] : jv_float(0.0);
+    if (in.k == JV_UNDEF)
+        return jfail(s, "'%.*s' is undefined", (int)in.u.s.n, in.u.s.p ? in.u.s.p : "");
     if (jv_is_num(in))
         *out = jv_float(jv_num(in));
     else if (in.k == JV_STR && parse_py_float(in, &f))
@@ -915,6 +922,8 @@ static int f_select(struct jstate *s, int id, struct jv in, struct jv *args, siz
     size_t cap = 0;
     if (attr && !nargs)
         return jfail(s, "Missing parameter for attribute name");
+    if (!jv_truthy(in)) /* select_or_reject: `if value:` guards the loop */
+        return jv_newlist(s, JV_LIST, 0, out);
     if (jiter(s, in, &items) || jv_newlist(s, JV_LIST, 0, out) || jcount_iter(s, items.n))
         return -1;
     for (size_t i = 0; i < items.n; i++) {
@@ -934,6 +943,8 @@ static int f_map(struct jstate *s, struct jv in, struct jv *args, size_t nargs, 
                  size_t nkw, struct jscope *sc, struct jv *out)
 {
     struct jlist items;
+    if (!jv_truthy(in)) /* do_map: `if value:` guards the loop */
+        return jv_newlist(s, JV_LIST, 0, out);
     if (jiter(s, in, &items) || jv_newlist(s, JV_LIST, items.n, out) || jcount_iter(s, items.n))
         return -1;
     struct jv attr = jv_none(), def = {.k = JV_UNDEF};
@@ -1012,15 +1023,15 @@ static int f_sum(struct jstate *s, struct jv in, struct bound *b, struct jv *out
         struct jv v = items.v[i];
         if (b->have[0] && b->v[0].k != JV_NONE && attr_path(s, v, b->v[0], &v))
             return -1;
-        struct jnode fake = {.kind = E_BIN};
-        (void)fake;
         if (!jv_is_num(acc) || !jv_is_num(v)) {
             if ((acc.k == JV_LIST && v.k == JV_LIST) || (acc.k == JV_TUPLE && v.k == JV_TUPLE)) {
                 struct jv r;
                 if (jv_newlist(s, acc.k, acc.u.l->n + v.u.l->n, &r))
                     return -1;
-                memcpy(r.u.l->v, acc.u.l->v, acc.u.l->n * sizeof(struct jv));
-                memcpy(r.u.l->v + acc.u.l->n, v.u.l->v, v.u.l->n * sizeof(struct jv));
+                if (acc.u.l->n)
+                    memcpy(r.u.l->v, acc.u.l->v, acc.u.l->n * sizeof(struct jv));
+                if (v.u.l->n)
+                    memcpy(r.u.l->v + acc.u.l->n, v.u.l->v, v.u.l->n * sizeof(struct jv));
                 acc = r;
                 continue;
             }
@@ -1229,14 +1240,21 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
     case F_TRIM: params = p_trim; break;
     case F_ATTR: params = p_attr; break;
     case F_CENTER: params = p_center; break;
-    case F_MAP: return f_map(s, in, args, nargs, kn, kv, nkw, sc, out);
+    case F_MAP:
+        if (f_map(s, in, args, nargs, kn, kv, nkw, sc, out))
+            return -1;
+        out->sub = SUB_GEN;
+        return 0;
     case F_SELECT:
     case F_REJECT:
     case F_SELECTATTR:
     case F_REJECTATTR:
         if (nkw)
             return jfail(s, "%s() takes no keyword arguments", fname);
-        return f_select(s, id, in, args, nargs, out);
+        if (f_select(s, id, in, args, nargs, out))
+            return -1;
+        out->sub = SUB_GEN;
+        return 0;
     default: break;
     }
     if (bind(s, fname, params, args, nargs, kn, kv, nkw, &b))
@@ -1260,7 +1278,11 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
         if (memchr(b.v[0].u.s.p, '\0', b.v[0].u.s.n))
             return jfail(s, "attribute name contains NUL");
         return jgetattr(s, in, ja_strdup(&s->ar, b.v[0].u.s.p, b.v[0].u.s.n), b.v[0].u.s.n, out);
-    case F_BATCH: return f_batch(s, in, &b, out);
+    case F_BATCH:
+        if (f_batch(s, in, &b, out))
+            return -1;
+        out->sub = SUB_GEN;
+        return 0;
     case F_CAPITALIZE: return str_of(s, in, &t) || map_case(s, t, 3, out);
     case F_COUNT:
     case F_LENGTH: return f_length(s, in, out);
@@ -1286,7 +1308,11 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
     case F_FLOAT: return f_float(s, in, &b, out);
     case F_INDENT: return f_indent(s, in, &b, out);
     case F_INT: return f_int(s, in, &b, out);
-    case F_ITEMS: return f_items(s, in, out);
+    case F_ITEMS:
+        if (f_items(s, in, out))
+            return -1;
+        out->sub = SUB_GEN;
+        return 0;
     case F_JOIN: return f_join(s, in, &b, out);
     case F_LIST:
         if (jiter(s, in, &items) || jv_newlist(s, JV_LIST, items.n, out))
@@ -1310,7 +1336,12 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
             return -1;
         return str_replace(s, t, b.v[0], nw, count, out);
     }
-    case F_REVERSE: return f_reverse(s, in, out);
+    case F_REVERSE:
+        if (f_reverse(s, in, out))
+            return -1;
+        if (out->k == JV_LIST)
+            out->sub = SUB_GEN; /* reversed(): an iterator */
+        return 0;
     case F_ROUND: return f_round(s, in, &b, out);
     case F_SAFE:
     case F_STRING: return str_of(s, in, out);
@@ -1325,7 +1356,11 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
             return -1;
         *out = strip(t, b.have[0] ? b.v[0] : jv_none(), 3);
         return 0;
-    case F_UNIQUE: return f_unique(s, in, &b, out);
+    case F_UNIQUE:
+        if (f_unique(s, in, &b, out))
+            return -1;
+        out->sub = SUB_GEN;
+        return 0;
     case F_WORDCOUNT: return f_wordcount(s, in, out);
     case F_CENTER: return f_center(s, in, &b, out);
     default: return jfail(s, "unsupported filter");
@@ -1396,7 +1431,7 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
         return jfail(s, "test takes no arguments (%zu given)", nargs);
     switch (id) {
     case X_BOOLEAN: *res = in.k == JV_BOOL; return 0;
-    case X_CALLABLE: *res = in.k == JV_CALL || in.k == JV_LOOP; return 0;
+    case X_CALLABLE: *res = in.k == JV_CALL || in.k == JV_LOOP || in.k == JV_UNDEF; return 0;
     case X_DEFINED: *res = in.k != JV_UNDEF; return 0;
     case X_UNDEFINED: *res = in.k == JV_UNDEF; return 0;
     case X_DIVISIBLEBY:
@@ -1472,7 +1507,7 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
                in.k == JV_LOOP;
         return 0;
     case X_SEQUENCE:
-        *res = in.k == JV_STR || in.k == JV_LIST || in.k == JV_TUPLE || in.k == JV_DICT || in.k == JV_UNDEF;
+        *res = in.k == JV_STR || (in.k == JV_LIST && !in.sub) || in.k == JV_TUPLE || in.k == JV_DICT || in.k == JV_UNDEF;
         return 0;
     case X_MAPPING: *res = in.k == JV_DICT; return 0;
     case X_NONE: *res = in.k == JV_NONE; return 0;
@@ -1890,12 +1925,17 @@ int jbuiltin_call(struct jstate *s, struct jcall *c, struct jv *args, size_t nar
             *out = self;
             return 0;
         }
-        if (c->id == M_ITEMS)
-            return f_items(s, self, out);
+        if (c->id == M_ITEMS) {
+            if (f_items(s, self, out))
+                return -1;
+            out->sub = SUB_ITEMS;
+            return 0;
+        }
         if (jv_newlist(s, JV_LIST, self.u.d->n, out))
             return -1;
         for (size_t i = 0; i < self.u.d->n; i++)
             out->u.l->v[i] = c->id == M_KEYS ? self.u.d->key[i] : self.u.d->val[i];
+        out->sub = c->id == M_KEYS ? SUB_KEYS : SUB_VALUES;
         return 0;
     case M_LCOUNT:
     case M_LINDEX: {

@@ -222,6 +222,8 @@ int jgetitem(struct jstate *s, struct jv obj, struct jv key, struct jv *out)
     }
     case JV_LIST:
     case JV_TUPLE:
+        if (obj.sub)
+            return jfail(s, "'%s' object is not subscriptable", obj.sub == SUB_GEN ? "generator" : "dict_view");
         if (seq_index(key, obj.u.l->n, &idx)) {
             *out = obj.u.l->v[idx];
             return 0;
@@ -272,15 +274,16 @@ static int slice_get(struct jstate *s, struct jv obj, struct jv lo, struct jv hi
         step = st.u.i;
     if (step == 0)
         return jfail(s, "slice step cannot be zero");
+    /* slices bypass the sandbox's getitem in jinja2: Python's own errors */
     size_t len;
-    if (obj.k == JV_LIST || obj.k == JV_TUPLE)
+    if ((obj.k == JV_LIST || obj.k == JV_TUPLE) && !obj.sub)
         len = obj.u.l->n;
     else if (obj.k == JV_STR)
         len = ju8_len(obj.u.s.p, obj.u.s.n);
-    else {
-        *out = jv_undef(NULL);
-        return 0;
-    }
+    else if (obj.k == JV_DICT)
+        return jfail(s, "unhashable type: 'slice'");
+    else
+        return jfail(s, "'%s' object is not subscriptable", jv_typename(obj));
     int64_t L = (int64_t)len, lower = step < 0 ? -1 : 0, upper = step < 0 ? L - 1 : L;
     int64_t start, stop;
     if (lo.k == JV_NONE)
@@ -346,7 +349,7 @@ static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out
         times = 0;
     if (seq.k == JV_STR) {
         if (seq.u.s.n && (uint64_t)times > (s->ar.max / seq.u.s.n))
-            return joom(s);
+            return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit", s->ar.max);
         size_t n = seq.u.s.n * (size_t)times;
         char *p = ja_alloc(&s->ar, n + 1);
         if (!p)
@@ -358,7 +361,7 @@ static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out
     }
     size_t m = seq.u.l->n;
     if (m && (uint64_t)times > s->ar.max / (m * sizeof(struct jv)))
-        return joom(s);
+        return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit", s->ar.max);
     if (jv_newlist(s, seq.k, m * (size_t)times, out))
         return -1;
     for (int64_t i = 0; i < times; i++)
@@ -410,6 +413,8 @@ static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *
 {
     static const char *names[] = {[T_ADD] = "+", [T_SUB] = "-", [T_MUL] = "*", [T_DIV] = "/",
                                   [T_FLOORDIV] = "//", [T_MOD] = "%", [T_POW] = "**"};
+    if ((a.k == JV_LIST && a.sub) || (b.k == JV_LIST && b.sub))
+        return jfail(s, "unsupported operand type(s) for %s: a generator or dict view", names[op]);
     int ints = (a.k == JV_INT || a.k == JV_BOOL) && (b.k == JV_INT || b.k == JV_BOOL);
     int nums = jv_is_num(a) && jv_is_num(b);
     int64_t r;
@@ -522,7 +527,11 @@ static int contains(struct jstate *s, struct jv item, struct jv seq, int *res)
         for (size_t i = 0; i < seq.u.l->n && !*res; i++)
             *res = jv_eq(seq.u.l->v[i], item);
         return 0;
-    case JV_DICT: *res = jv_dict_get(seq.u.d, item) != NULL; return 0;
+    case JV_DICT:
+        if (item.k == JV_LIST || item.k == JV_DICT || item.k == JV_NS)
+            return jfail(s, "unhashable type: '%s'", jv_typename(item));
+        *res = jv_dict_get(seq.u.d, item) != NULL;
+        return 0;
     case JV_UNDEF: *res = 0; return 0;
     default: return jfail(s, "argument of type '%s' is not iterable", jv_typename(seq));
     }

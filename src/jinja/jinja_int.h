@@ -16,6 +16,7 @@ struct jarena {
     struct ja_chunk *head;
     size_t total; /* bytes taken from the allocator */
     size_t max;   /* ceiling on total */
+    int over;     /* an allocation failed because of the ceiling */
 };
 void ja_init(struct jarena *a, size_t max);
 void *ja_alloc(struct jarena *a, size_t n); /* zeroed; NULL on ceiling/OOM */
@@ -43,8 +44,14 @@ struct jdict;
 struct jcall;
 struct jloop;
 
+/* What a JV_LIST really is in Python, where that shows: generators (from
+ * filters such as select or map) are always true and have no len; dict
+ * views print as dict_items([...]). Neither can be subscripted. */
+enum jv_sub { SUB_NONE = 0, SUB_GEN, SUB_KEYS, SUB_VALUES, SUB_ITEMS };
+
 struct jv {
     enum jv_kind k;
+    unsigned char sub; /* enum jv_sub, JV_LIST only */
     union {
         int64_t i;
         double f;

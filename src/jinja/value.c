@@ -24,6 +24,7 @@ void ja_init(struct jarena *a, size_t max)
     a->head = NULL;
     a->total = 0;
     a->max = max;
+    a->over = 0;
 }
 
 void *ja_alloc(struct jarena *a, size_t n)
@@ -34,8 +35,10 @@ void *ja_alloc(struct jarena *a, size_t n)
     struct ja_chunk *c = a->head;
     if (!c || c->cap - c->used < n) {
         size_t cap = n > 32768 ? n : 32768;
-        if (cap > a->max || a->total > a->max - cap)
+        if (cap > a->max || a->total > a->max - cap) {
+            a->over = 1;
             return NULL;
+        }
         c = ax_malloc(sizeof *c + cap);
         if (!c)
             return NULL;
@@ -111,7 +114,7 @@ int jfail_code(struct jstate *s, enum ax_err code, const char *fmt, ...)
 
 int joom(struct jstate *s)
 {
-    if (s->ar.total + 65536 >= s->ar.max)
+    if (s->ar.over)
         return jfail_code(s, AX_ETOOBIG, "template used more than %zu bytes of memory", s->ar.max);
     return jfail_code(s, AX_ENOMEM, "out of memory");
 }
@@ -123,7 +126,7 @@ int jv_newlist(struct jstate *s, enum jv_kind k, size_t n, struct jv *out)
     if (!l || n > SIZE_MAX / sizeof(struct jv) || (n && !(l->v = ja_alloc(&s->ar, n * sizeof(struct jv)))))
         return joom(s);
     l->n = n;
-    out->k = k;
+    *out = (struct jv){.k = k};
     out->u.l = l;
     return 0;
 }
@@ -137,7 +140,7 @@ int jv_newdict(struct jstate *s, enum jv_kind k, size_t cap, struct jv *out)
                 !(d->val = ja_alloc(&s->ar, cap * sizeof(struct jv)))))
         return joom(s);
     d->cap = cap;
-    out->k = k;
+    *out = (struct jv){.k = k};
     out->u.d = d;
     return 0;
 }
@@ -248,7 +251,7 @@ int jv_truthy(struct jv v)
     case JV_INT: return v.u.i != 0;
     case JV_FLOAT: return v.u.f != 0.0;
     case JV_STR: return v.u.s.n != 0;
-    case JV_LIST:
+    case JV_LIST: return v.sub == SUB_GEN || v.u.l->n != 0;
     case JV_TUPLE: return v.u.l->n != 0;
     case JV_DICT: return v.u.d->n != 0;
     case JV_NS:
@@ -269,6 +272,8 @@ int jv_eq(struct jv a, struct jv b)
     }
     if (a.k != b.k)
         return 0;
+    if (a.sub != b.sub || (a.sub && a.u.l != b.u.l))
+        return a.sub && a.u.l == b.u.l;
     switch (a.k) {
     case JV_UNDEF:
     case JV_NONE: return 1;
@@ -570,6 +575,15 @@ int jv_repr_to(struct jstate *s, struct ax_buf *b, struct jv v)
     case JV_UNDEF: rc = puts_(s, b, "Undefined"); break;
     case JV_LIST:
     case JV_TUPLE: {
+        static const char *const views[] = {"", "", "dict_keys(", "dict_values(", "dict_items("};
+        if (v.sub == SUB_GEN) {
+            rc = puts_(s, b, "<generator object>");
+            break;
+        }
+        if (v.sub && puts_(s, b, views[v.sub])) {
+            rc = -1;
+            break;
+        }
         rc = puts_(s, b, v.k == JV_LIST ? "[" : "(");
         for (size_t i = 0; !rc && i < v.u.l->n; i++)
             rc = (i && puts_(s, b, ", ")) || jv_repr_to(s, b, v.u.l->v[i]);
@@ -577,6 +591,8 @@ int jv_repr_to(struct jstate *s, struct ax_buf *b, struct jv v)
             rc = puts_(s, b, ",");
         if (!rc)
             rc = puts_(s, b, v.k == JV_LIST ? "]" : ")");
+        if (!rc && v.sub)
+            rc = puts_(s, b, ")");
         break;
     }
     case JV_DICT: rc = repr_dict(s, b, v.u.d); break;
@@ -741,6 +757,8 @@ int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct jso
     case JV_STR: return json_str(s, b, v.u.s.p, v.u.s.n, o->ensure_ascii);
     case JV_LIST:
     case JV_TUPLE:
+        if (v.sub)
+            return jfail(s, "Object of type %s is not JSON serializable", v.sub == SUB_GEN ? "generator" : "dict_view");
         if (!v.u.l->n)
             return puts_(s, b, "[]");
         if (puts_(s, b, "["))

@@ -283,6 +283,58 @@ enum ax_err model_parse_gen_config(const char *text, size_t len, const char *pat
     return AX_OK;
 }
 
+/* ---- AXERA post_config.json ------------------------------------------------ */
+
+/* Vendor sampling file: enable_temperature/temperature,
+ * enable_top_k_sampling/top_k, enable_top_p_sampling/top_p (and a
+ * repetition penalty we do not map). A value counts only when its enable_
+ * flag is true. With none enabled the vendor runtime decodes greedily, so
+ * that becomes top_k = 1. */
+static enum ax_err post_flag(const json_t *o, const char *key, const char *path, int *on, char *err)
+{
+    *on = 0;
+    return get_bool(o, key, path, on, err);
+}
+
+enum ax_err model_parse_post_config(const char *text, size_t len, const char *path,
+                                    struct gen_defaults *g, char *err)
+{
+    enum ax_err rc;
+    json_t *o = load_object(text, len, path, err, &rc);
+    if (!o)
+        return rc;
+    int et, ek, ep;
+    double t = g->temperature, tp = g->top_p;
+    long long k = g->top_k;
+    if ((rc = post_flag(o, "enable_temperature", path, &et, err)) ||
+        (rc = post_flag(o, "enable_top_k_sampling", path, &ek, err)) ||
+        (rc = post_flag(o, "enable_top_p_sampling", path, &ep, err)) ||
+        (et && (rc = get_num(o, "temperature", 0.0, 100.0, path, &t, NULL, err))) ||
+        (ek && (rc = get_int(o, "top_k", 0, MODEL_MAX_VOCAB, 0, path, &k, err))) ||
+        (ep && (rc = get_num(o, "top_p", 0.0, 1.0, path, &tp, NULL, err)))) {
+        json_decref(o);
+        return rc;
+    }
+    json_decref(o);
+    if (!et && !ek && !ep) {
+        k = 1;
+        ek = 1;
+    }
+    if (et) {
+        g->temperature = (float)t;
+        g->have_temperature = 1;
+    }
+    if (ek) {
+        g->top_k = (int)k;
+        g->have_top_k = 1;
+    }
+    if (ep) {
+        g->top_p = (float)tp;
+        g->have_top_p = 1;
+    }
+    return AX_OK;
+}
+
 /* ---- AXERA axmodel layout ---------------------------------------------- */
 
 /* Vendor values arrive as JSON numbers (config.json) or as strings (run
@@ -328,16 +380,29 @@ static enum ax_err check_template(const char *t, const char *path, char *err)
     return AX_OK;
 }
 
+/* Joins a vendor file name to dir. For the layer template (fmt = 1) the
+ * name is checked to hold one %d and dir's own '%' are doubled, so the
+ * result stays a printf format with exactly one conversion. */
 static enum ax_err vendor_path(const json_t *o, const char *key, const char *dir, const char *path,
-                               char *out, char *err)
+                               int fmt, char *out, char *err)
 {
     const json_t *v = json_object_get(o, key);
     if (!json_is_string(v) || !*json_string_value(v))
         return ax_fail(err, AX_EFORMAT, "%s: \"%s\" is missing or not a file name", path, key);
     const char *s = json_string_value(v);
-    int r = s[0] == '/' ? snprintf(out, MODEL_PATH_MAX, "%s", s)
-                        : snprintf(out, MODEL_PATH_MAX, "%s/%s", dir, s);
-    if (r < 0 || r >= MODEL_PATH_MAX)
+    enum ax_err rc = fmt ? check_template(s, path, err) : AX_OK;
+    if (rc)
+        return rc;
+    size_t k = 0;
+    for (const char *d = dir; s[0] != '/' && *d && k + 2 < MODEL_PATH_MAX; d++) {
+        if (*d == '%' && fmt)
+            out[k++] = '%';
+        out[k++] = *d;
+    }
+    if (s[0] != '/' && k + 1 < MODEL_PATH_MAX)
+        out[k++] = '/';
+    int r = snprintf(out + k, MODEL_PATH_MAX - k, "%s", s);
+    if (r < 0 || (size_t)r >= MODEL_PATH_MAX - k || k + 2 >= MODEL_PATH_MAX)
         return ax_fail(err, AX_ETOOBIG, "%s: \"%s\" path is too long", path, key);
     return AX_OK;
 }
@@ -386,11 +451,10 @@ static enum ax_err layout_from_object(const json_t *o, const char *path, const c
     enum ax_err rc;
     long long n = 0, rows = 0, cols = 0;
     memset(ax, 0, sizeof *ax);
-    if ((rc = vendor_path(o, "template_filename_axmodel", dir, path, ax->layer_template, err)) ||
-        (rc = check_template(ax->layer_template, path, err)) ||
+    if ((rc = vendor_path(o, "template_filename_axmodel", dir, path, 1, ax->layer_template, err)) ||
         (rc = vendor_int(o, "axmodel_num", 1, MODEL_MAX_LAYERS, path, &n, err)) ||
-        (rc = vendor_path(o, "filename_post_axmodel", dir, path, ax->post_path, err)) ||
-        (rc = vendor_path(o, "filename_tokens_embed", dir, path, ax->embed_path, err)) ||
+        (rc = vendor_path(o, "filename_post_axmodel", dir, path, 0, ax->post_path, err)) ||
+        (rc = vendor_path(o, "filename_tokens_embed", dir, path, 0, ax->embed_path, err)) ||
         (rc = vendor_int(o, "tokens_embed_num", 1, MODEL_MAX_VOCAB, path, &rows, err)) ||
         (rc = vendor_int(o, "tokens_embed_size", 1, MODEL_MAX_HIDDEN, path, &cols, err)) ||
         (rc = vendor_devices(o, path, ax, err)))

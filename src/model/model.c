@@ -15,7 +15,9 @@
  * AXERA layout (paths relative to the dir): layer files from a printf
  * template with one %d (0..axmodel_num-1), a post model, and a raw bf16
  * embedding table of exactly tokens_embed_num * tokens_embed_size * 2
- * bytes. The tokenizer lives in the dir or a subfolder (qwen3_tokenizer/). */
+ * bytes. The tokenizer lives in the dir or a subfolder (qwen3_tokenizer/).
+ * Sampling defaults: post_config.json (vendor), then generation_config.json
+ * in the dir or the tokenizer folder. */
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -229,6 +231,23 @@ static enum ax_err load_gen_config(struct model *m, const char *dir, char *err)
     if (rc)
         return rc;
     rc = model_parse_gen_config(text, len, path, &m->gen, err);
+    ax_free(text);
+    return rc;
+}
+
+/* AXERA dirs: post_config.json, read before generation_config.json so an
+ * HF generation config, when present, has the last word. */
+static enum ax_err load_post_config(struct model *m, char *err)
+{
+    char path[MODEL_PATH_MAX];
+    if (!join(path, m->dir, "post_config.json") || !ax_file_exists(path))
+        return AX_OK;
+    char *text;
+    size_t len;
+    enum ax_err rc = read_small(path, &text, &len, err);
+    if (rc)
+        return rc;
+    rc = model_parse_post_config(text, len, path, &m->gen, err);
     ax_free(text);
     return rc;
 }
@@ -646,7 +665,7 @@ static enum ax_err open_axmodel(struct model *m, const char *cfg_path, const cha
     if (rc || (rc = axmodel_config(m, cfg_path, vendor, err)) || (rc = check_layers(m, err)) ||
         (rc = check_post(m, err)) || (rc = check_embed(m, err)) || (rc = find_tokenizer(m, 1, err)))
         return rc;
-    if ((rc = load_gen_config(m, m->dir, err)))
+    if ((rc = load_post_config(m, err)) || (rc = load_gen_config(m, m->dir, err)))
         return rc;
     if (m->tok_json[0]) {
         char tdir[MODEL_PATH_MAX];

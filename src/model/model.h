@@ -60,7 +60,8 @@ struct gen_defaults {
 
 /* An axmodel directory's layout (vendor config.json or run-script flags). */
 struct axmodel_layout {
-    char layer_template[MODEL_PATH_MAX]; /* absolute, with one %d: layer index */
+    char layer_template[MODEL_PATH_MAX]; /* absolute printf format, one %d = layer index
+                                            (a '%' of the directory is doubled) */
     int n_layers;                        /* axmodel_num */
     char post_path[MODEL_PATH_MAX];      /* final norm + lm_head model */
     char embed_path[MODEL_PATH_MAX];     /* raw bf16 table */

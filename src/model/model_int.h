@@ -33,6 +33,9 @@ enum ax_err model_check_config(const struct qwen3_config *c, const char *path, c
 /* generation_config.json -> g (fields present override g's values). */
 enum ax_err model_parse_gen_config(const char *text, size_t len, const char *path,
                                    struct gen_defaults *g, char *err);
+/* The AXERA post_config.json (sampling switches) -> g; see config.c. */
+enum ax_err model_parse_post_config(const char *text, size_t len, const char *path,
+                                    struct gen_defaults *g, char *err);
 /* 1 if text is a JSON object with a "template_filename_axmodel" key. */
 int model_is_vendor_config(const char *text, size_t len);
 /* Vendor config.json of an axmodel dir -> layout; relative paths are

@@ -7,7 +7,8 @@
  * binary heap of (rank, position). Merges are found in an open-addressing
  * table keyed by the id pair. Most pieces of natural text are themselves
  * tokens; for those the answer is memoised per token in t->reach (one
- * atomic byte per id: bounded, lock-free, the same for every thread). */
+ * atomic byte per id: bounded, lock-free, the same for every thread).
+ * Other short pieces go through a small self-checking cache (below). */
 #include <string.h>
 
 #include "tok/tok_int.h"
@@ -23,6 +24,7 @@ struct tok_sym {
 
 struct tok_heap_ent {
     uint32_t rank, pos, id; /* merge rank, left symbol, merged id */
+    int32_t a, b;           /* the pair it was made for */
 };
 
 static inline int heap_less(const struct tok_heap_ent *a, const struct tok_heap_ent *b)
@@ -63,15 +65,16 @@ static struct tok_heap_ent heap_pop(struct tok_heap_ent *h, size_t *n)
     return top;
 }
 
-static void push_pair(const struct tok *t, struct tok_sym *sym, struct tok_heap_ent *h,
-                      size_t *nh, int32_t pos)
+static void push_pair(const struct tok *t, struct tok_sym *sym, struct tok_heap_ent *h, size_t *nh,
+                      int32_t pos)
 {
     if (pos < 0 || sym[pos].next < 0)
         return;
     int32_t nx = sym[pos].next;
     const struct tok_merge *m = tok_merge_find(t, (uint32_t)sym[pos].id, (uint32_t)sym[nx].id);
     if (m)
-        heap_push(h, nh, (struct tok_heap_ent){m->rank, (uint32_t)pos, m->id});
+        heap_push(h, nh,
+                  (struct tok_heap_ent){m->rank, (uint32_t)pos, m->id, sym[pos].id, sym[nx].id});
 }
 
 void tok_bpe_scratch_free(struct tok_bpe_scratch *s)
@@ -103,7 +106,9 @@ static enum ax_err scratch_fit(struct tok_bpe_scratch *s, size_t n, char *err)
 }
 
 /* The merge loop. A popped merge is stale when its left symbol was merged
- * away or its pair changed; HF checks the same (pair -> same merged id). */
+ * away or its pair changed. HF checks that the current pair merges to the
+ * same id; the same thing, since symbols only grow: a symbol at a given
+ * position with a given id always covers the same bytes. */
 static size_t bpe_merge(const struct tok *t, const uint8_t *p, size_t len, struct tok_sym *sym,
                         struct tok_heap_ent *h, int32_t *out)
 {
@@ -126,8 +131,7 @@ static size_t bpe_merge(const struct tok *t, const uint8_t *p, size_t len, struc
         if (a->len == 0 || a->next < 0)
             continue;
         struct tok_sym *b = &sym[a->next];
-        const struct tok_merge *cur = tok_merge_find(t, (uint32_t)a->id, (uint32_t)b->id);
-        if (!cur || cur->id != m.id)
+        if (a->id != m.a || b->id != m.b)
             continue;
         a->id = (int32_t)m.id;
         a->len += b->len;
@@ -144,6 +148,47 @@ static size_t bpe_merge(const struct tok *t, const uint8_t *p, size_t len, struc
     return n;
 }
 
+/* ---- piece cache ------------------------------------------------------
+ * Direct-mapped, TOK_PCACHE_SLOTS words. A slot holds the BPE result of
+ * some piece of up to three tokens: count << 60 | id2 << 40 | id1 << 20 | id0.
+ * The value checks itself: it is used only if the bytes of its tokens spell
+ * the piece exactly, and then it is the BPE of those bytes, whichever
+ * thread wrote it and whatever piece hashed there. So one relaxed atomic
+ * word per slot is enough: no locks, no torn entries, a bounded size. */
+
+static int cache_get(const struct tok *t, uint64_t h, const uint8_t *p, size_t len, int32_t *out,
+                     size_t *n)
+{
+    uint64_t v = atomic_load_explicit(&t->pcache[h & (TOK_PCACHE_SLOTS - 1)], memory_order_relaxed);
+    size_t k = (size_t)(v >> 60), off = 0;
+    if (k == 0 || k > 3)
+        return 0;
+    int32_t ids[3];
+    for (size_t i = 0; i < k; i++) {
+        uint32_t id = (uint32_t)(v >> (20 * i)) & 0xFFFFF;
+        if (id >= t->n_ids || t->voc_len[id] > len - off ||
+            memcmp(t->blob + t->voc_off[id], p + off, t->voc_len[id]) != 0)
+            return 0;
+        off += t->voc_len[id];
+        ids[i] = (int32_t)id;
+    }
+    if (off != len)
+        return 0;
+    memcpy(out + *n, ids, k * sizeof *ids);
+    *n += k;
+    return 1;
+}
+
+static void cache_put(const struct tok *t, uint64_t h, const int32_t *ids, size_t k)
+{
+    if (k == 0 || k > 3 || t->n_ids > (1u << 20))
+        return;
+    uint64_t v = (uint64_t)k << 60;
+    for (size_t i = 0; i < k; i++)
+        v |= (uint64_t)ids[i] << (20 * i);
+    atomic_store_explicit(&t->pcache[h & (TOK_PCACHE_SLOTS - 1)], v, memory_order_relaxed);
+}
+
 /* Hottest function: called once per piece. */
 enum ax_err tok_bpe_piece(const struct tok *t, const uint8_t *p, size_t len,
                           struct tok_bpe_scratch *s, int32_t *out, size_t *n, char *err)
@@ -153,15 +198,19 @@ enum ax_err tok_bpe_piece(const struct tok *t, const uint8_t *p, size_t len,
             out[(*n)++] = t->byte_id[p[0]];
         return AX_OK;
     }
-    int32_t whole = tok_vocab_find(t, p, len);
+    uint64_t h = tok_hash_bytes(p, len);
+    int32_t whole = tok_vocab_find_h(t, p, len, h);
     if (whole >= 0) {
-        uint8_t r = t->ignore_merges ? 1 : atomic_load_explicit(&t->reach[whole],
-                                                                  memory_order_relaxed);
+        uint8_t r =
+            t->ignore_merges ? 1 : atomic_load_explicit(&t->reach[whole], memory_order_relaxed);
         if (r == 1) {
             out[(*n)++] = whole;
             return AX_OK;
         }
     }
+    uint64_t ch = h >> 24 ^ h; /* other bits than the vocab hash's slot */
+    if (whole < 0 && cache_get(t, ch, p, len, out, n))
+        return AX_OK;
     struct tok_sym sym_small[64];
     struct tok_heap_ent heap_small[128];
     struct tok_sym *sym = sym_small;
@@ -172,11 +221,15 @@ enum ax_err tok_bpe_piece(const struct tok *t, const uint8_t *p, size_t len,
             return e;
         sym = s->sym;
         heap = s->heap;
+        if (!sym || !heap) /* cannot happen: scratch_fit allocated both */
+            return ax_fail(err, AX_ENOMEM, "tokenizer: no BPE scratch");
     }
     size_t k = bpe_merge(t, p, len, sym, heap, out + *n);
     if (whole >= 0)
         atomic_store_explicit(&t->reach[whole], (uint8_t)(k == 1 && out[*n] == whole ? 1 : 2),
                               memory_order_relaxed);
+    else
+        cache_put(t, ch, out + *n, k);
     *n += k;
     return AX_OK;
 }

@@ -44,8 +44,7 @@ static int utf8_step(const uint8_t *b, size_t n)
     return k;
 }
 
-enum ax_err tok_utf8_lossy(const uint8_t *b, size_t n, int final, struct ax_buf *out,
-                           size_t *used)
+enum ax_err tok_utf8_lossy(const uint8_t *b, size_t n, int final, struct ax_buf *out, size_t *used)
 {
     size_t i = 0, run = 0;
     enum ax_err e = AX_OK;
@@ -111,8 +110,7 @@ enum ax_err tok_stream_push(struct tok_stream *s, int32_t id, struct ax_buf *out
     while (s->n_pending > 0 && len > 0) {
         s->pending[s->n_pending++] = (char)*b++;
         len--;
-        if ((e = tok_utf8_lossy((const uint8_t *)s->pending, s->n_pending, 0, out, &used)) !=
-            AX_OK)
+        if ((e = tok_utf8_lossy((const uint8_t *)s->pending, s->n_pending, 0, out, &used)) != AX_OK)
             return ax_fail(err, e, "detokenizer: output too large");
         memmove(s->pending, s->pending + used, s->n_pending - used);
         s->n_pending -= used;

@@ -61,8 +61,7 @@ static void mark_nfc_unsafe(uint8_t *cls)
         for (utf8proc_ssize_t k = 1; k < nd; k++)
             if ((uint32_t)d[k] < 0x110000)
                 cls[d[k]] |= TC_NFC_UNSAFE;
-        utf8proc_ssize_t nc =
-            utf8proc_normalize_utf32(d, nd, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        utf8proc_ssize_t nc = utf8proc_normalize_utf32(d, nd, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (nc != 1 || (uint32_t)d[0] != cp)
             cls[cp] |= TC_NFC_UNSAFE;
     }
@@ -130,17 +129,19 @@ void tok_cp_free(struct tok_cp *c)
 /* ---- UTF-8 on validated text ---------------------------------------- */
 
 static const uint8_t ascii_cls[128] = {
-    ['\t'] = TC_WS, ['\n'] = TC_WS, ['\v'] = TC_WS, ['\f'] = TC_WS, ['\r'] = TC_WS,
-    [' '] = TC_WS,
-    ['0'] = TC_N, ['1'] = TC_N, ['2'] = TC_N, ['3'] = TC_N, ['4'] = TC_N,
-    ['5'] = TC_N, ['6'] = TC_N, ['7'] = TC_N, ['8'] = TC_N, ['9'] = TC_N,
+    ['\t'] = TC_WS, ['\n'] = TC_WS, ['\v'] = TC_WS, ['\f'] = TC_WS, ['\r'] = TC_WS, [' '] = TC_WS,
+    ['0'] = TC_N,   ['1'] = TC_N,   ['2'] = TC_N,   ['3'] = TC_N,   ['4'] = TC_N,   ['5'] = TC_N,
+    ['6'] = TC_N,   ['7'] = TC_N,   ['8'] = TC_N,   ['9'] = TC_N,
 #define L_(c) [c] = TC_L
-    L_('A'), L_('B'), L_('C'), L_('D'), L_('E'), L_('F'), L_('G'), L_('H'), L_('I'),
-    L_('J'), L_('K'), L_('L'), L_('M'), L_('N'), L_('O'), L_('P'), L_('Q'), L_('R'),
-    L_('S'), L_('T'), L_('U'), L_('V'), L_('W'), L_('X'), L_('Y'), L_('Z'),
-    L_('a'), L_('b'), L_('c'), L_('d'), L_('e'), L_('f'), L_('g'), L_('h'), L_('i'),
-    L_('j'), L_('k'), L_('l'), L_('m'), L_('n'), L_('o'), L_('p'), L_('q'), L_('r'),
-    L_('s'), L_('t'), L_('u'), L_('v'), L_('w'), L_('x'), L_('y'), L_('z'),
+    L_('A'),        L_('B'),        L_('C'),        L_('D'),        L_('E'),        L_('F'),
+    L_('G'),        L_('H'),        L_('I'),        L_('J'),        L_('K'),        L_('L'),
+    L_('M'),        L_('N'),        L_('O'),        L_('P'),        L_('Q'),        L_('R'),
+    L_('S'),        L_('T'),        L_('U'),        L_('V'),        L_('W'),        L_('X'),
+    L_('Y'),        L_('Z'),        L_('a'),        L_('b'),        L_('c'),        L_('d'),
+    L_('e'),        L_('f'),        L_('g'),        L_('h'),        L_('i'),        L_('j'),
+    L_('k'),        L_('l'),        L_('m'),        L_('n'),        L_('o'),        L_('p'),
+    L_('q'),        L_('r'),        L_('s'),        L_('t'),        L_('u'),        L_('v'),
+    L_('w'),        L_('x'),        L_('y'),        L_('z'),
 #undef L_
 };
 
@@ -177,7 +178,10 @@ static inline int cls_at(const struct tok *t, const uint8_t *s, size_t i, size_t
 
 /* ---- the split regex ---------------------------------------------- */
 
-static inline int is_crlf(uint8_t b) { return b == '\r' || b == '\n'; }
+static inline int is_crlf(uint8_t b)
+{
+    return b == '\r' || b == '\n';
+}
 
 /* (?i:'s|'t|'re|'ve|'m|'ll|'d) at s[i] == '\'': match length or 0. */
 static size_t contraction(const uint8_t *s, size_t i, size_t n)
@@ -283,9 +287,9 @@ static enum ax_err nfc_run(const uint8_t *s, size_t n, utf8proc_int32_t **u32, s
                            uint8_t *out, size_t *o, char *err)
 {
     for (;;) {
-        utf8proc_ssize_t r = utf8proc_decompose(s, (utf8proc_ssize_t)n, *u32,
-                                                (utf8proc_ssize_t)*cap,
-                                                UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        utf8proc_ssize_t r =
+            utf8proc_decompose(s, (utf8proc_ssize_t)n, *u32, (utf8proc_ssize_t)*cap,
+                               UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (r < 0)
             return ax_fail(err, AX_EUTF8, "tokenizer: NFC failed: %s", utf8proc_errmsg(r));
         if ((size_t)r <= *cap) {
@@ -302,8 +306,8 @@ static enum ax_err nfc_run(const uint8_t *s, size_t n, utf8proc_int32_t **u32, s
     }
 }
 
-enum ax_err tok_nfc(const struct tok *t, const uint8_t *s, size_t n, uint8_t **out,
-                    size_t *out_len, char *err)
+enum ax_err tok_nfc(const struct tok *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_len,
+                    char *err)
 {
     /* NFC grows UTF-8 at most 3x (U+1D160 -> three 4-byte codepoints). */
     size_t cap32 = n + 16, o = 0;

@@ -32,9 +32,8 @@
 #define TOK_FILE_MAX ((size_t)512 << 20)
 #define JSON_MAX_DEPTH 64
 
-static const char qwen2_re[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char qwen2_re[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /* ---- byte-level alphabet -------------------------------------------- */
 
@@ -246,8 +245,8 @@ static enum ax_err jskip(struct jp *j)
             j->p++;
         } else {
             const char *q = j->p;
-            while (q < j->end && (strchr("+-.eE", *q) || (*q >= '0' && *q <= '9') ||
-                                  (*q >= 'a' && *q <= 'z')))
+            while (q < j->end &&
+                   (strchr("+-.eE", *q) || (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z')))
                 q++;
             if (q == j->p)
                 return jbad(j, "unexpected character");
@@ -371,34 +370,23 @@ static enum ax_err capture(struct jp *j, struct span *s)
     return e;
 }
 
-static enum ax_err walk_top(struct load *L, struct jp *j)
-{
-    int first = 1;
-    enum ax_err e = AX_OK;
-    while (jmember(j, &first, &L->key, &e)) {
-        const char *k = L->key.data;
-        struct span *s = !strcmp(k, "model")           ? &L->model
-                         : !strcmp(k, "added_tokens")  ? &L->added
-                         : !strcmp(k, "normalizer")    ? &L->normalizer
-                         : !strcmp(k, "pre_tokenizer") ? &L->pretok
-                         : !strcmp(k, "decoder")       ? &L->decoder
-                                                       : NULL;
-        struct span skip;
-        if ((e = capture(j, s ? s : &skip)) != AX_OK)
-            return e;
-    }
-    if (e == AX_OK && !L->model.n)
-        e = ax_fail(L->err, AX_EFORMAT, "%s: no \"model\" section", L->file);
-    return e;
-}
+static enum ax_err read_vocab(struct load *L, struct jp *j);
 
-static enum ax_err walk_model(struct load *L)
+/* The model object, in the stream: the vocab (an object) is read on the
+ * spot, everything else is captured for later. */
+static enum ax_err walk_model(struct load *L, struct jp *jt)
 {
-    struct jp j = {L->model.p, L->model.p, L->model.p + L->model.n, L->file, L->err};
+    struct jp j = *jt;
     int first = 1;
     enum ax_err e = AX_OK;
     while (jmember(&j, &first, &L->key, &e)) {
         const char *k = L->key.data;
+        if (!strcmp(k, "vocab") && j.p < j.end && *j.p == '{' && !L->n_e) {
+            if ((e = read_vocab(L, &j)) != AX_OK)
+                return e;
+            L->vocab.n = 1;
+            continue;
+        }
         struct span *s = !strcmp(k, "vocab")                       ? &L->vocab
                          : !strcmp(k, "merges")                    ? &L->merges
                          : !strcmp(k, "type")                      ? &L->m_type
@@ -413,6 +401,33 @@ static enum ax_err walk_model(struct load *L)
         if ((e = capture(&j, s ? s : &skip)) != AX_OK)
             return e;
     }
+    jt->p = j.p;
+    return e;
+}
+
+static enum ax_err walk_top(struct load *L, struct jp *j)
+{
+    int first = 1;
+    enum ax_err e = AX_OK;
+    while (jmember(j, &first, &L->key, &e)) {
+        const char *k = L->key.data;
+        if (!strcmp(k, "model")) {
+            if ((e = walk_model(L, j)) != AX_OK)
+                return e;
+            L->model.n = 1;
+            continue;
+        }
+        struct span *s = !strcmp(k, "added_tokens")    ? &L->added
+                         : !strcmp(k, "normalizer")    ? &L->normalizer
+                         : !strcmp(k, "pre_tokenizer") ? &L->pretok
+                         : !strcmp(k, "decoder")       ? &L->decoder
+                                                       : NULL;
+        struct span skip;
+        if ((e = capture(j, s ? s : &skip)) != AX_OK)
+            return e;
+    }
+    if (e == AX_OK && !L->model.n)
+        e = ax_fail(L->err, AX_EFORMAT, "%s: no \"model\" section", L->file);
     return e;
 }
 
@@ -460,8 +475,7 @@ static enum ax_err check_normalizer(struct load *L)
         ;
     else if (jstr_is(n, "type", "NFC"))
         L->t->nfc = 1;
-    else if (jstr_is(n, "type", "Sequence") &&
-             json_is_array(json_object_get(n, "normalizers")) &&
+    else if (jstr_is(n, "type", "Sequence") && json_is_array(json_object_get(n, "normalizers")) &&
              json_array_size(json_object_get(n, "normalizers")) <= 1) {
         json_t *one = json_array_get(json_object_get(n, "normalizers"), 0);
         if (one && !jstr_is(one, "type", "NFC"))
@@ -528,8 +542,9 @@ static enum ax_err check_model(struct load *L)
     if (!span_is(&L->m_ignore, "false", "true"))
         return unsupported(L, "model.ignore_merges is not a boolean");
     L->t->ignore_merges = L->m_ignore.n == 4;
-    if (!L->vocab.n || !L->merges.n)
-        return ax_fail(L->err, AX_EFORMAT, "%s: model has no vocab or merges", L->file);
+    if (!L->n_e || !L->merges.n)
+        return ax_fail(L->err, AX_EFORMAT, "%s: model.vocab (an object) or model.merges is missing",
+                       L->file);
     return AX_OK;
 }
 
@@ -552,15 +567,24 @@ uint64_t tok_hash_bytes(const uint8_t *p, size_t n)
     return h ^ (h >> 29);
 }
 
+/* Slots hold (hash tag << 32 | id), so a probe rarely touches the bytes of a
+ * token that does not match. */
 int32_t tok_vocab_find(const struct tok *t, const uint8_t *p, size_t n)
 {
-    uint32_t i = (uint32_t)tok_hash_bytes(p, n) & t->vmask;
+    return tok_vocab_find_h(t, p, n, tok_hash_bytes(p, n));
+}
+
+int32_t tok_vocab_find_h(const struct tok *t, const uint8_t *p, size_t n, uint64_t h)
+{
+    uint32_t i = (uint32_t)h & t->vmask, tag = (uint32_t)(h >> 32);
     for (;; i = (i + 1) & t->vmask) {
-        int32_t id = t->vhash[i];
-        if (id < 0)
+        uint64_t v = t->vhash[i];
+        if (v == UINT64_MAX)
             return -1;
-        if (t->voc_len[id] == n && !memcmp(t->blob + t->voc_off[id], p, n))
-            return id;
+        uint32_t id = (uint32_t)v;
+        if ((uint32_t)(v >> 32) == tag && t->voc_len[id] == n &&
+            !memcmp(t->blob + t->voc_off[id], p, n))
+            return (int32_t)id;
     }
 }
 
@@ -593,14 +617,13 @@ static enum ax_err add_entry(struct load *L, uint32_t id, const char *s, size_t 
     return AX_OK;
 }
 
-static enum ax_err read_vocab(struct load *L)
+static enum ax_err read_vocab(struct load *L, struct jp *j)
 {
-    struct jp j = {L->vocab.p, L->vocab.p, L->vocab.p + L->vocab.n, L->file, L->err};
     int first = 1;
     enum ax_err e = AX_OK;
-    while (jmember(&j, &first, &L->key, &e)) {
+    while (jmember(j, &first, &L->key, &e)) {
         uint32_t id = 0;
-        if ((e = jid(&j, &id)) != AX_OK)
+        if ((e = jid(j, &id)) != AX_OK)
             return e;
         size_t n = unbyte(L->inv, L->key.data, L->key.len);
         if ((e = add_entry(L, id, L->key.data, n)) != AX_OK)
@@ -629,10 +652,11 @@ static enum ax_err build_ids(struct load *L, uint32_t n_ids)
     t->dec_len = ax_calloc(n_ids, 4);
     t->flags = ax_calloc(n_ids, 1);
     t->reach = ax_calloc(n_ids, sizeof *t->reach);
-    t->vmask = pow2_at_least(L->n_e * 2) - 1;
+    t->pcache = ax_calloc(TOK_PCACHE_SLOTS, sizeof *t->pcache);
+    t->vmask = pow2_at_least(L->n_e + L->n_e / 2) - 1; /* load <= 2/3 */
     t->vhash = ax_mallocarray((size_t)t->vmask + 1, sizeof *t->vhash);
     if (!t->voc_off || !t->voc_len || !t->dec_off || !t->dec_len || !t->flags || !t->reach ||
-        !t->vhash)
+        !t->vhash || !t->pcache)
         return ax_fail(L->err, AX_ENOMEM, "%s: out of memory (%u ids)", L->file, n_ids);
     memset(t->vhash, 0xFF, ((size_t)t->vmask + 1) * sizeof *t->vhash);
     for (size_t k = 0; k < L->n_e; k++) {
@@ -646,12 +670,17 @@ static enum ax_err build_ids(struct load *L, uint32_t n_ids)
         if (!(t->flags[id] & TF_PRESENT) || t->voc_len[id] == 0)
             continue;
         const uint8_t *p = (const uint8_t *)t->blob + t->voc_off[id];
-        if (tok_vocab_find(t, p, t->voc_len[id]) >= 0)
-            continue; /* two tokens with the same bytes: the first id wins */
-        uint32_t i = (uint32_t)tok_hash_bytes(p, t->voc_len[id]) & t->vmask;
-        while (t->vhash[i] >= 0)
-            i = (i + 1) & t->vmask;
-        t->vhash[i] = (int32_t)id;
+        size_t n = t->voc_len[id];
+        uint64_t h = tok_hash_bytes(p, n);
+        uint32_t i = (uint32_t)h & t->vmask, tag = (uint32_t)(h >> 32), dup = 0;
+        for (; t->vhash[i] != UINT64_MAX; i = (i + 1) & t->vmask) {
+            uint32_t o = (uint32_t)t->vhash[i];
+            if ((uint32_t)(t->vhash[i] >> 32) == tag && t->voc_len[o] == n &&
+                !memcmp(t->blob + t->voc_off[o], p, n))
+                dup = 1; /* two tokens with the same bytes: the first id wins */
+        }
+        if (!dup)
+            t->vhash[i] = (uint64_t)tag << 32 | id;
     }
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
@@ -694,15 +723,23 @@ static enum ax_err merge_id(struct load *L, const char *s, size_t n, int32_t *id
     size_t m = unbyte(L->inv, tmp, n);
     *id = tok_vocab_find(L->t, (const uint8_t *)tmp, m);
     if (*id < 0)
-        return ax_fail(L->err, AX_EFORMAT, "%s: merge token '%.*s' is not in model.vocab",
-                       L->file, (int)n, s);
+        return ax_fail(L->err, AX_EFORMAT, "%s: merge token '%.*s' is not in model.vocab", L->file,
+                       (int)n, s);
     return AX_OK;
 }
 
-static enum ax_err add_merge(struct load *L, const char *a, size_t na, const char *b,
-                             size_t nb, uint32_t rank)
+/* GPT-2 style vocabularies number merged tokens in merge order (id = 256 +
+ * rank for all of Qwen's): try that id first, a sequential access, before
+ * the hash lookup. */
+static int is_token(const struct tok *t, uint32_t id, const char *s, size_t n)
 {
-    int32_t ia, ib, im;
+    return id < t->n_ids && t->voc_len[id] == n && !memcmp(t->blob + t->voc_off[id], s, n);
+}
+
+static enum ax_err add_merge(struct load *L, const char *a, size_t na, const char *b, size_t nb,
+                             uint32_t rank)
+{
+    int32_t ia = -1, ib = -1, im = -1;
     char cat[512];
     enum ax_err e;
     if ((e = merge_id(L, a, na, &ia)) != AX_OK || (e = merge_id(L, b, nb, &ib)) != AX_OK)
@@ -711,8 +748,12 @@ static enum ax_err add_merge(struct load *L, const char *a, size_t na, const cha
         return ax_fail(L->err, AX_EFORMAT, "%s: merge result too long", L->file);
     memcpy(cat, a, na);
     memcpy(cat + na, b, nb);
-    if ((e = merge_id(L, cat, na + nb, &im)) != AX_OK)
-        return e;
+    size_t n = unbyte(L->inv, cat, na + nb);
+    if (is_token(L->t, 256 + rank, cat, n))
+        im = (int32_t)(256 + rank);
+    else if ((im = tok_vocab_find(L->t, (const uint8_t *)cat, n)) < 0)
+        return ax_fail(L->err, AX_EFORMAT, "%s: merge result '%.*s%.*s' is not in model.vocab",
+                       L->file, (int)na, a, (int)nb, b);
     merge_put(L->t, (uint32_t)ia, (uint32_t)ib, rank, (uint32_t)im);
     return AX_OK;
 }
@@ -733,8 +774,7 @@ static enum ax_err read_merge(struct load *L, struct jp *j, struct ax_buf *tmp, 
     int first = 1, n = 0;
     while (jelem(j, &first, &e)) {
         if (n >= 2)
-            return ax_fail(L->err, AX_EFORMAT, "%s: merge %u has more than 2 parts", L->file,
-                           rank);
+            return ax_fail(L->err, AX_EFORMAT, "%s: merge %u has more than 2 parts", L->file, rank);
         if ((e = jstring(j, n == 0 ? tmp : &L->key)) != AX_OK)
             return e;
         n++;
@@ -749,11 +789,15 @@ static enum ax_err read_merge(struct load *L, struct jp *j, struct ax_buf *tmp, 
 static enum ax_err read_merges(struct load *L)
 {
     struct tok *t = L->t;
-    /* an upper bound on the count: every merge has at least one comma or the end */
-    size_t est = 1;
+    /* an upper bound on the count: each merge is one string "a b" or two in
+     * [a, b]; the first merge tells which */
+    size_t est = 1, quotes = 0, k = 1;
     for (size_t i = 0; i < L->merges.n; i++)
-        est += L->merges.p[i] == ',';
-    t->mmask = pow2_at_least(est * 2) - 1;
+        quotes += L->merges.p[i] == '"';
+    while (k < L->merges.n && strchr(" \t\r\n", L->merges.p[k]))
+        k++;
+    est += k < L->merges.n && L->merges.p[k] == '[' ? quotes / 4 : quotes / 2;
+    t->mmask = pow2_at_least(est + est / 2) - 1; /* load <= 2/3 */
     t->mtab = ax_mallocarray((size_t)t->mmask + 1, sizeof *t->mtab);
     if (!t->mtab)
         return ax_fail(L->err, AX_ENOMEM, "%s: out of memory (merges)", L->file);
@@ -765,6 +809,10 @@ static enum ax_err read_merges(struct load *L)
     enum ax_err e = AX_OK;
     uint32_t rank = 0;
     while (jelem(&j, &first, &e)) {
+        if (rank >= est) { /* only when string and array forms are mixed */
+            e = ax_fail(L->err, AX_EFORMAT, "%s: model.merges mixes \"a b\" and [a, b]", L->file);
+            break;
+        }
         if ((e = read_merge(L, &j, &tmp, rank)) != AX_OK)
             break;
         rank++;
@@ -861,10 +909,9 @@ static enum ax_err load_all(struct load *L, const char *text, size_t len)
     struct jp j = {text, text, text + len, L->file, L->err};
     enum ax_err e;
     uint32_t max_id = 0;
-    if ((e = walk_top(L, &j)) != AX_OK || (e = walk_model(L)) != AX_OK ||
-        (e = check_model(L)) != AX_OK || (e = check_normalizer(L)) != AX_OK ||
-        (e = check_pretok(L)) != AX_OK || (e = check_decoder(L)) != AX_OK ||
-        (e = read_vocab(L)) != AX_OK || (e = read_added(L, &max_id)) != AX_OK)
+    if ((e = walk_top(L, &j)) != AX_OK || (e = check_model(L)) != AX_OK ||
+        (e = check_normalizer(L)) != AX_OK || (e = check_pretok(L)) != AX_OK ||
+        (e = check_decoder(L)) != AX_OK || (e = read_added(L, &max_id)) != AX_OK)
         return e;
     for (size_t k = 0; k < L->n_e; k++)
         if (L->e_id[k] > max_id)
@@ -921,16 +968,21 @@ enum ax_err tok_load_buf(const char *text, size_t len, const char *name, struct 
     return AX_OK;
 }
 
+/* Maps the file rather than reading it: no 11 MB copy, and the pages come
+ * straight from the page cache. */
 enum ax_err tok_load(const char *tokenizer_json, struct tok **out, char *err)
 {
     *out = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    enum ax_err e = ax_file_read(tokenizer_json, TOK_FILE_MAX, &text, &len, err);
+    struct ax_map m;
+    enum ax_err e = ax_map_open(tokenizer_json, &m, err);
     if (e != AX_OK)
         return e;
-    e = tok_load_buf(text, len, tokenizer_json, out, err);
-    ax_free(text);
+    if (m.size > TOK_FILE_MAX)
+        e = ax_fail(err, AX_ETOOBIG, "%s: %zu bytes, more than the %zu allowed", tokenizer_json,
+                    m.size, TOK_FILE_MAX);
+    else
+        e = tok_load_buf(m.data ? (const char *)m.data : "", m.size, tokenizer_json, out, err);
+    ax_map_close(&m);
     return e;
 }
 
@@ -945,6 +997,7 @@ void tok_free(struct tok *t)
     ax_free(t->dec_len);
     ax_free(t->flags);
     ax_free((void *)t->reach);
+    ax_free((void *)t->pcache);
     ax_free(t->vhash);
     ax_free(t->mtab);
     ax_free(t->added);
@@ -955,7 +1008,10 @@ void tok_free(struct tok *t)
 
 /* ---- lookups ------------------------------------------------------- */
 
-int tok_vocab_size(const struct tok *t) { return (int)t->n_ids; }
+int tok_vocab_size(const struct tok *t)
+{
+    return (int)t->n_ids;
+}
 
 int32_t tok_id(const struct tok *t, const char *token_text)
 {
@@ -963,12 +1019,12 @@ int32_t tok_id(const struct tok *t, const char *token_text)
     for (size_t k = 0; k < t->n_added; k++)
         if (t->added[k].len == n && !memcmp(t->blob + t->added[k].off, token_text, n))
             return t->added[k].id;
-    if (n > 1024)
+    if (n >= 1024)
         return -1;
     char tmp[1024];
     int16_t inv[324];
     byte_alphabet(inv);
-    memcpy(tmp, token_text, n);
+    memcpy(tmp, token_text, n + 1); /* n < 1024: with its NUL */
     return tok_vocab_find(t, (const uint8_t *)tmp, unbyte(inv, tmp, n));
 }
 

@@ -42,7 +42,7 @@ enum ax_err tok_encode(const struct tok *t, const char *text, size_t len, int32_
 enum ax_err tok_decode(const struct tok *t, const int32_t *ids, size_t n, int skip_special,
                        struct ax_buf *out, char *err);
 
-int tok_vocab_size(const struct tok *t);    /* highest id + 1 */
+int tok_vocab_size(const struct tok *t);                     /* highest id + 1 */
 int32_t tok_id(const struct tok *t, const char *token_text); /* -1 if absent */
 int tok_is_special(const struct tok *t, int32_t id);
 /* Raw bytes of one token (after byte-level decoding; may be a partial

@@ -10,8 +10,9 @@
 
 #include "tok/tok.h"
 
-#define TOK_MAGIC 0x746f6b31u /* "tok1" */
-#define TOK_MAX_IDS (1u << 24) /* ids above this are rejected at load */
+#define TOK_MAGIC 0x746f6b31u       /* "tok1" */
+#define TOK_MAX_IDS (1u << 24)      /* ids above this are rejected at load */
+#define TOK_PCACHE_SLOTS (1u << 16) /* 512 KB: the BPE of frequent short pieces */
 
 /* ---- codepoint classes (unicode_tab.c, built into struct tok_cp) ---- */
 struct tok_uni_range {
@@ -25,13 +26,13 @@ extern const size_t tok_uni_age9_n;
 
 /* Class byte of a codepoint: split class in the low bits, plus flags. */
 enum {
-    TC_OTHER = 0,       /* [^\s\p{L}\p{N}] */
-    TC_L = 1,           /* \p{L} */
-    TC_N = 2,           /* \p{N} */
-    TC_WS = 3,          /* \s (Unicode White_Space) */
+    TC_OTHER = 0, /* [^\s\p{L}\p{N}] */
+    TC_L = 1,     /* \p{L} */
+    TC_N = 2,     /* \p{N} */
+    TC_WS = 3,    /* \s (Unicode White_Space) */
     TC_MASK = 3,
-    TC_NFC_UNSAFE = 4,  /* may change under NFC (ccc != 0, or NFC_QC != Yes) */
-    TC_NEW = 8,         /* assigned after Unicode 9.0: inert for HF's NFC */
+    TC_NFC_UNSAFE = 4, /* may change under NFC (ccc != 0, or NFC_QC != Yes) */
+    TC_NEW = 8,        /* assigned after Unicode 9.0: inert for HF's NFC */
 };
 
 /* Two-level table: blocks of 256 codepoints, identical blocks shared. */
@@ -50,9 +51,9 @@ void tok_cp_free(struct tok_cp *c);
 
 /* ---- the tokenizer ---- */
 struct tok_merge {
-    uint32_t a, b;    /* left and right ids; a == UINT32_MAX marks an empty slot */
-    uint32_t rank;    /* position in the merges list: lower merges first */
-    uint32_t id;      /* id of the merged token */
+    uint32_t a, b; /* left and right ids; a == UINT32_MAX marks an empty slot */
+    uint32_t rank; /* position in the merges list: lower merges first */
+    uint32_t id;   /* id of the merged token */
 };
 
 struct tok_added {
@@ -65,23 +66,24 @@ enum { TF_PRESENT = 1, TF_SPECIAL = 2, TF_ADDED = 4 };
 
 struct tok {
     uint32_t magic;
-    uint32_t n_ids;        /* highest id + 1 */
-    char *blob;            /* token bytes, all ids */
-    uint32_t *voc_off;     /* [n_ids] base-vocab bytes of id (BPE side) */
-    uint32_t *voc_len;     /* [n_ids] 0 = not in the base vocab */
-    uint32_t *dec_off;     /* [n_ids] what decoding id yields */
-    uint32_t *dec_len;     /* [n_ids] */
-    uint8_t *flags;        /* [n_ids] TF_* */
-    int32_t *vhash;        /* base vocab bytes -> id, open addressing, -1 empty */
-    uint32_t vmask;        /* slots - 1 */
-    int32_t byte_id[256];  /* id of each single byte, -1 if absent (then dropped, as HF) */
-    struct tok_merge *mtab;/* (a, b) -> merge, open addressing */
-    uint32_t mmask;        /* slots - 1 */
+    uint32_t n_ids;         /* highest id + 1 */
+    char *blob;             /* token bytes, all ids */
+    uint32_t *voc_off;      /* [n_ids] base-vocab bytes of id (BPE side) */
+    uint32_t *voc_len;      /* [n_ids] 0 = not in the base vocab */
+    uint32_t *dec_off;      /* [n_ids] what decoding id yields */
+    uint32_t *dec_len;      /* [n_ids] */
+    uint8_t *flags;         /* [n_ids] TF_* */
+    uint64_t *vhash;        /* base vocab bytes -> tag << 32 | id, UINT64_MAX empty */
+    uint32_t vmask;         /* slots - 1 */
+    int32_t byte_id[256];   /* id of each single byte, -1 if absent (then dropped, as HF) */
+    struct tok_merge *mtab; /* (a, b) -> merge, open addressing */
+    uint32_t mmask;         /* slots - 1 */
     uint32_t n_merges;
-    _Atomic uint8_t *reach;/* [n_ids] 0 unknown, 1 BPE of the bytes gives this id, 2 not */
-    int ignore_merges;     /* BPE: a piece that is a vocab token is taken whole */
-    int nfc;               /* normalizer is NFC */
-    struct tok_added *added; /* sorted by content length, longest first */
+    _Atomic uint8_t *reach;   /* [n_ids] 0 unknown, 1 BPE of the bytes gives this id, 2 not */
+    _Atomic uint64_t *pcache; /* [TOK_PCACHE_SLOTS] piece cache, see bpe.c */
+    int ignore_merges;        /* BPE: a piece that is a vocab token is taken whole */
+    int nfc;                  /* normalizer is NFC */
+    struct tok_added *added;  /* sorted by content length, longest first */
     size_t n_added;
     uint8_t added_first[256]; /* 1 if some added token starts with this byte */
     struct tok_cp cp;
@@ -91,6 +93,7 @@ struct tok {
 uint64_t tok_hash_bytes(const uint8_t *p, size_t n);
 /* Base-vocab id of the bytes, -1 if absent. */
 int32_t tok_vocab_find(const struct tok *t, const uint8_t *p, size_t n);
+int32_t tok_vocab_find_h(const struct tok *t, const uint8_t *p, size_t n, uint64_t h);
 const struct tok_merge *tok_merge_find(const struct tok *t, uint32_t a, uint32_t b);
 
 /* ---- pretok.c ---- */
@@ -100,8 +103,8 @@ size_t tok_split_next(const struct tok *t, const uint8_t *s, size_t i, size_t n)
 /* 1 if the UTF-8 text may change under HF's NFC. */
 int tok_nfc_needed(const struct tok *t, const uint8_t *s, size_t n);
 /* HF's NFC of s into a caller-owned buffer (*out, *out_len); free with ax_free. */
-enum ax_err tok_nfc(const struct tok *t, const uint8_t *s, size_t n, uint8_t **out,
-                    size_t *out_len, char *err);
+enum ax_err tok_nfc(const struct tok *t, const uint8_t *s, size_t n, uint8_t **out, size_t *out_len,
+                    char *err);
 
 /* ---- bpe.c ---- */
 /* Scratch for BPE of one piece; grows to the longest piece seen. */
@@ -118,7 +121,6 @@ enum ax_err tok_bpe_piece(const struct tok *t, const uint8_t *p, size_t len,
 /* ---- decode.c ---- */
 /* Appends b as Rust's String::from_utf8_lossy does; complete only, the
  * trailing incomplete sequence (if final == 0) is left: returns bytes used. */
-enum ax_err tok_utf8_lossy(const uint8_t *b, size_t n, int final, struct ax_buf *out,
-                           size_t *used);
+enum ax_err tok_utf8_lossy(const uint8_t *b, size_t n, int final, struct ax_buf *out, size_t *used);
 
 #endif

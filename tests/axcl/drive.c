@@ -11,6 +11,7 @@
  *               with the first (slot switching on every forward); printed
  *               as "tokens2"/"lp2" */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,11 @@ static enum ax_err conv_step(struct backend *b, struct conv *c, float *logits, c
         int k = c->n - c->pos;
         if (c->chunk > 0 && k > c->chunk)
             k = c->chunk;
-        struct backend_seq s = {.slot = c->slot, .tokens = c->toks + c->pos, .n_tokens = k,
-                                .pos = c->pos, .logits = c->pos + k == c->n ? logits : NULL};
+        struct backend_seq s = {.slot = c->slot,
+                                .tokens = c->toks + c->pos,
+                                .n_tokens = k,
+                                .pos = c->pos,
+                                .logits = c->pos + k == c->n ? logits : NULL};
         enum ax_err e = b->ops->forward(b->ctx, &s, 1, err);
         if (e != AX_OK)
             return e;
@@ -95,6 +99,16 @@ static void print_conv(const struct conv *c, const char *suffix)
 }
 
 static struct conv c1, c2;
+
+/* SIGTERM only sets a flag; the loop stops between steps and the normal
+ * teardown (free, unload, axclrtResetDevice, axclFinalize) runs outside
+ * the handler. */
+static volatile sig_atomic_t stop;
+static void on_term(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
 
 int main(int argc, char **argv)
 {
@@ -143,7 +157,11 @@ int main(int argc, char **argv)
     }
     struct backend b = *bk;
     float *logits = ax_calloc((size_t)b.lim.n_vocab, sizeof(float));
-    for (int g = 0; g < n_gen && e == AX_OK; g++) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    for (int g = 0; g < n_gen && e == AX_OK && !stop; g++) {
         e = conv_step(&b, &c1, logits, err);
         if (e == AX_OK && two)
             e = conv_step(&b, &c2, logits, err);
@@ -155,10 +173,9 @@ int main(int argc, char **argv)
         printf(",");
         print_conv(&c2, "2");
     }
-    printf(",\"healthy\":%d}\n", healthy);
+    printf(",\"healthy\":%d,\"interrupted\":%d}\n", healthy, (int)stop);
     if (e != AX_OK)
-        fprintf(stderr, "axcl-drive: forward: %s: %s (healthy=%d)\n", ax_strerror(e), err,
-                healthy);
+        fprintf(stderr, "axcl-drive: forward: %s: %s (healthy=%d)\n", ax_strerror(e), err, healthy);
     ax_free(logits);
     backend_free(bk);
     model_free(m);

@@ -1,6 +1,7 @@
 /* fuzz_model_config.c - the model directory's small-file parsers on
  * arbitrary bytes: the first byte picks config.json, generation_config.json,
- * the vendor axmodel config.json or a run script; the rest is the file. */
+ * the vendor axmodel config.json, a run script or the vendor
+ * post_config.json; the rest is the file. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct gen_defaults g;
     struct axmodel_layout ax;
     int syn;
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
     case 0:
         if (model_parse_config(text, len, "config.json", &c, &syn, err) == AX_OK &&
             (c.n_kv_heads < 1 || c.n_heads % c.n_kv_heads || c.head_dim % 2))
@@ -44,6 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             snprintf(path, sizeof path, ax.layer_template, 7);
 #pragma GCC diagnostic pop
         }
+        break;
+    case 4:
+        model_gen_defaults_init(&g);
+        model_parse_post_config(text, len, "post_config.json", &g, err);
         break;
     default:
         model_parse_run_script(text, len, "run.sh", "/m", &ax, err);

@@ -8,6 +8,7 @@ src/chat/template.h, written here independently.
   jinja_oracle.py bundle FILE...                 concatenates JSON arrays/objects into one array
   jinja_oracle.py model CONFIG REQS OURS         compares OURS (axserve template --batch output)
   jinja_oracle.py jinja TEMPLATE VARS OURS       same for a bare template and variable sets
+  jinja_oracle.py cases CASES OURS               same for [{"template": T, "vars": {...}}, ...]
 
 Exit status 1 on any difference. Errors compare by presence only."""
 import copy
@@ -199,6 +200,10 @@ def main(argv):
             return holder["t"].render(**vars_)
 
         return compare(argv[2], load(argv[3]), load(argv[4]), render)
+    if len(argv) == 4 and argv[1] == "cases":
+        env = make_env()
+        return compare(argv[2], load(argv[2]), load(argv[3]),
+                       lambda c: env.from_string(c["template"]).render(**c["vars"]))
     print(__doc__)
     return 2
 

@@ -56,12 +56,12 @@ def warp(x, temp, top_k, top_p, min_p):
     if top_k > 0:
         kth = np.sort(s)[::-1][min(top_k, len(s)) - 1]
         keep &= s >= kth
-    if 0 < top_p < 1:
+    if 0 <= top_p < 1:
         idx = np.where(keep)[0]
         p = softmax(s[idx])
         order = np.argsort(-p, kind="stable")
         before = np.concatenate([[0.0], np.cumsum(p[order])[:-1]])
-        if np.any(np.abs(before - top_p) < MARGIN):
+        if np.any(np.abs(before[1:] - top_p) < MARGIN):  # the first is always kept
             return None
         drop = before >= top_p
         drop[0] = False
@@ -103,6 +103,8 @@ def main():
         (50, 1.0, 0, 0.9, 0.0, 1.0, 1.5, 0.0, 3.0),
         (50, 1.0, 0, 0.9, 0.0, 1.0, 0.0, 0.7, 3.0),
         (50, 0.5, 30, 0.7, 0.2, 1.2, 0.3, 0.3, 3.0),
+        (50, 1.0, 0, 0.0, 0.0, 1.0, 0.0, 0.0, 3.0),
+        (50, 0.7, 10, 0.0, 0.0, 1.0, 0.0, 0.0, 3.0),
         (5000, 1.0, 0, 0.9, 0.0, 1.0, 0.0, 0.0, 0.5),
         (5000, 1.0, 0, 0.99, 0.0, 1.05, 0.2, 0.1, 0.3),
         (5000, 0.9, 100, 0.9, 0.0, 1.0, 0.0, 0.0, 1.0),

@@ -107,6 +107,47 @@ cp -r "$M" "$W/lfsmodel"
 cp "$W/lfs.axmodel" "$W/lfsmodel/qwen3-emu-ax650/qwen3_p16_l2_together.axmodel"
 M="$W/lfsmodel" expect_fail lfs-pointer "LFS" "$DRIVE" "$W/lfsmodel" --ids 1,2 -n 1
 
+# SIGTERM mid-generation: the driver stops between steps and tears down
+# (the emulator's counters, written at axclFinalize, show ResetDevice).
+AXCL_EMU_LATENCY_US=3000 AXCL_EMU_STATS=$W/term.json "$DRIVE" "$M" --ids "$P40" -n 80 \
+    >"$W/term.out" 2>&1 &
+pid=$!
+sleep 1
+kill -TERM $pid
+set +e
+wait $pid
+rc=$?
+set -e
+if [ $rc -eq 0 ] && grep -q '"interrupted":1' "$W/term.out" &&
+    $PY -c "import json,sys; c=json.load(open(sys.argv[1]))['calls']; sys.exit(0 if c['axclrtResetDevice']>=1 and c['axclFinalize']==1 and c['axclrtEngineUnload']==5 else 1)" "$W/term.json"; then
+    echo "ok   sigterm: stopped mid-run, models unloaded, device reset, runtime finalized"
+else
+    echo "FAIL sigterm (rc $rc)"; cat "$W/term.out"; fail=1
+fi
+
+# `axserve generate --backend axcl` vs `--backend cpu` on the same
+# checkpoint (greedy, top-2 logprobs): prompts needing several prefill
+# chunks and groups, decode past the largest group, one and two cards.
+gen() { # OUT BACKEND MODEL IDS N [env...]
+    out=$1 be=$2 model=$3 ids=$4 n=$5
+    $B/axserve generate -m "$model" --ids "$ids" -n "$n" --top 2 --backend "$be" \
+        --temperature 0 --ignore-eos >"$W/$out" 2>"$W/$out.err"
+}
+if $B/axserve generate --help 2>&1 | grep -q -- "--backend"; then
+    for case in "gen40 $P40 45 1" "gen70 $P70 12 1" "gen40x2 $P40 20 1,2"; do
+        set -- $case
+        if gen "$1.cpu" cpu "$W/hf" "$2" "$3" &&
+            AXCL_EMU_DEVICES=$4 gen "$1.axcl" axcl "$M" "$2" "$3" &&
+            $PY tests/axcl/compare_gen.py "$W/$1.cpu" "$W/$1.axcl" 0.1 >"$W/$1.cmp"; then
+            echo "ok   generate-$1 (cards $4): $(cat "$W/$1.cmp")"
+        else
+            echo "FAIL generate-$1 (cards $4)"; cat "$W/$1.cmp" "$W/$1.cpu.err" "$W/$1.axcl.err" 2>/dev/null; fail=1
+        fi
+    done
+else
+    echo "skip generate: axserve generate --backend not built yet"
+fi
+
 # doctor: good path, no driver, an LFS pointer in the model.
 if $B/axserve doctor -m "$M" >"$W/doc.out" 2>&1 && grep -q "ready to serve" "$W/doc.out" &&
     grep -q "^ok    kv-direct" "$W/doc.out"; then

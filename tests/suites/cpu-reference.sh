@@ -2,7 +2,7 @@
 # cpu-reference.sh - the CPU backend against the independent numpy Qwen3
 # reference (tests/ref/qwen3_ref.py) on synthetic checkpoints of several
 # shapes: GQA, MHA and MQA; head_dim != hidden/heads; tied and untied;
-# f32 and bf16; one sharded. For each: greedy `axserve generate` with the
+# f32, bf16 and f16 tensors; one sharded. For each: greedy `axserve generate` with the
 # top-5 log-probabilities, teacher-forced through the reference.
 #   unquantised (f16 and f32 KV cache): top-5 logprobs within 2e-3, every
 #     greedy token the reference's argmax (up to ties within 2e-3)
@@ -35,6 +35,9 @@ model gqa4-bf16-sharded --hidden 64 --layers 2 --heads 8 --kv-heads 2 --head-dim
     --intermediate 224 --dtype bf16 --tied 0 --vocab 1536 --seed 3 --shards 3
 model mqa-f32-rect --hidden 160 --layers 2 --heads 4 --kv-heads 1 --head-dim 64 \
     --intermediate 352 --dtype f32 --tied 1 --vocab 3000 --seed 4
+# F16 tensors: the untied f32 model with every tensor rewritten as F16
+[ -f "$D/mha-f16-untied/config.json" ] ||
+    $PY tests/ref/to_f16.py "$D/mha-f32-untied" "$D/mha-f16-untied"
 
 P=5,17,300,42,7,99,1,3,900,8,9,10,11,12,13,14,15,16,17,18,19,20
 N=24
@@ -70,7 +73,7 @@ gen() { # out model args...
         { echo "FAIL generate $m $*"; cat "$o.log"; fail=1; }
 }
 
-for m in gqa-bf16-tied mha-f32-untied gqa4-bf16-sharded mqa-f32-rect; do
+for m in gqa-bf16-tied mha-f32-untied gqa4-bf16-sharded mqa-f32-rect mha-f16-untied; do
     gen "$T/$m.json" $m --threads 2
     check "$m kv f16" $m "$T/$m.json"
     gen "$T/$m.f32.json" $m --kv f32 --threads 1
@@ -94,6 +97,48 @@ if [ -x $ASAN ]; then
         2>"$T/asan4.log" || { echo "FAIL asan generate q4"; cat "$T/asan4.log"; fail=1; }
 else
     echo "skip ASan case: $ASAN not built"
+fi
+
+# generation stops at an end-of-sequence token from generation_config.json
+# (kept in the output) unless --ignore-eos: make the first greedy token
+# that is new after step 0 an EOS; the run must end right there
+m=mha-f32-untied
+cp -r "$D/$m" "$T/eos"
+set -- $($PY -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["tokens"]
+i = next(i for i in range(1, len(t)) if t[i] not in t[:i])
+print(t[i], i + 1)' "$T/$m.json")
+eos=$1 want=$2
+$PY - "$T/eos/generation_config.json" "$eos" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+g = json.load(open(p))
+g["eos_token_id"] = [int(sys.argv[2]), 7]
+json.dump(g, open(p, "w"))
+PYEOF
+n=$($AX generate -m "$T/eos" --ids $P -n $N 2>/dev/null |
+    $PY -c 'import json,sys; print(len(json.load(sys.stdin)["tokens"]))')
+n2=$($AX generate -m "$T/eos" --ids $P -n $N --ignore-eos 2>/dev/null |
+    $PY -c 'import json,sys; print(len(json.load(sys.stdin)["tokens"]))')
+if [ "$n" = "$want" ] && [ "$n2" = $N ]; then
+    echo "ok   stops after EOS $eos ($want tokens; $N with --ignore-eos)"
+else
+    echo "FAIL EOS $eos: $n tokens (want $want), $n2 with --ignore-eos"
+    fail=1
+fi
+
+# --prompt TEXT goes through the model's tokenizer: same as --ids of
+# `axserve tokenize` (HF-checked by the tok suites)
+DM=build/models/default
+if [ -f "$DM/tokenizer.json" ]; then
+    ids=$(printf 'The capital of France is' | $AX tokenize -m "$DM" | tr -d '[] \n')
+    $AX generate -m "$DM" --prompt 'The capital of France is' -n 3 >"$T/p1.json" 2>/dev/null &&
+        $AX generate -m "$DM" --ids "$ids" -n 3 >"$T/p2.json" 2>/dev/null ||
+        { echo "FAIL generate --prompt"; fail=1; }
+    same "--prompt == --ids $ids" "$T/p1.json" "$T/p2.json"
+else
+    echo "skip --prompt case: $DM not built"
 fi
 
 # bad inputs are clean errors, not crashes

@@ -8,6 +8,7 @@
 # 2. Each feature template tests/data/jinja/NAME.jinja renders each variable
 #    set in NAME.json identically (or fails where Jinja2 fails; a template
 #    axserve cannot parse must fail to render in Jinja2 for every set).
+# 3. Random cases in tests/data/jinja-cases/*.json render identically.
 # Both the plain and the ASan build are checked when present.
 set -eu
 PY=/usr/bin/python3
@@ -49,6 +50,19 @@ for t in tests/data/jinja/*.jinja; do
                 "$vars" >"$tmp/ours.json"
         fi
         $PY $ORACLE jinja "$t" "$vars" "$tmp/ours.json" || status=1
+    done
+done
+# 3. Random expressions and statement/whitespace mixes
+#    (tests/oracle/gen_jinja_cases.py, committed output).
+for c in tests/data/jinja-cases/*.json; do
+    [ -f "$c" ] || continue
+    for bin in $bins; do
+        if ! "$bin" template --cases <"$c" >"$tmp/ours.json"; then
+            echo "FAIL $bin template --cases <$c exited non-zero"
+            status=1
+            continue
+        fi
+        $PY $ORACLE cases "$c" "$tmp/ours.json" || status=1
     done
 done
 exit $status

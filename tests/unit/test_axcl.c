@@ -78,7 +78,7 @@ static void memcpy_kinds_and_interior_pointers(void **state)
         host[i] = (uint8_t)i;
     assert_int_equal(rt->Malloc((void **)&a, 1024, 0), 0);
     assert_int_equal(rt->Malloc((void **)&b, 1024, 0), 0);
-    assert_int_equal(rt->Memcpy(a + 100, host, 256, AXCL_H2D), 0);      /* interior */
+    assert_int_equal(rt->Memcpy(a + 100, host, 256, AXCL_H2D), 0); /* interior */
     assert_int_equal(rt->Memcpy(b + 7, a + 100, 256, AXCL_D2D), 0);
     assert_int_equal(rt->Memcpy(back, b + 7, 256, AXCL_D2H), 0);
     assert_memory_equal(host, back, 256);

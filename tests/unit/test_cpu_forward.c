@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu.h"
 #include "model/model.h"
 #include "model/testmodel.h"
 #include "util/mem.h"
@@ -82,6 +83,8 @@ static struct backend *open_cpu(const char *quant, int threads)
     assert_int_equal(b->lim.n_vocab, VOCAB);
     assert_int_equal(b->lim.n_slots, 4);
     assert_int_equal(b->lim.n_ctx, 400);
+    if (!quant) /* bf16 as stored: 2 layers x 43008 weights + lm_head 512 x 64, 2 bytes each */
+        assert_int_equal(cpu_backend_weight_bytes(b), 2 * (2 * 43008 + 512 * 64));
     return b;
 }
 

@@ -582,7 +582,45 @@ static void ax_vendor_form(void **state)
     assert_int_equal(c->vocab, 10);
     assert_int_equal(c->n_layers, 4);
     assert_int_equal(c->n_heads, 0); /* unknown: the AXCL backend reads IO info */
+    assert_false(model_gen_defaults(m)->have_top_k);
     model_free(m);
+    /* The vendor's sampling file (as shipped with AXERA-TECH models). */
+    puts_file(dir, "post_config.json",
+              "{\"enable_repetition_penalty\": false, \"enable_temperature\": true,"
+              " \"enable_top_k_sampling\": true, \"enable_top_p_sampling\": false,"
+              " \"penalty_window\": 20, \"repetition_penalty\": 1.2, \"temperature\": 0.9,"
+              " \"top_k\": 10, \"top_p\": 0.8}");
+    assert_int_equal(model_open(dir, &m, err), AX_OK);
+    const struct gen_defaults *g = model_gen_defaults(m);
+    assert_true(g->have_temperature && g->temperature == 0.9f);
+    assert_true(g->have_top_k && g->top_k == 10);
+    assert_false(g->have_top_p); /* disabled: the value is not used */
+    model_free(m);
+    /* All switches off: the vendor runtime decodes greedily -> top_k 1. */
+    puts_file(dir, "post_config.json",
+              "{\"enable_temperature\": false, \"enable_top_k_sampling\": false,"
+              " \"enable_top_p_sampling\": false, \"temperature\": 0.9, \"top_k\": 10}");
+    assert_int_equal(model_open(dir, &m, err), AX_OK);
+    g = model_gen_defaults(m);
+    assert_true(g->have_top_k && g->top_k == 1);
+    assert_false(g->have_temperature);
+    model_free(m);
+    /* A generation_config.json in the tokenizer folder has the last word. */
+    puts_file(dir, "qwen3_tokenizer/generation_config.json",
+              "{\"top_k\": 20, \"eos_token_id\": [9, 8]}");
+    assert_int_equal(model_open(dir, &m, err), AX_OK);
+    g = model_gen_defaults(m);
+    assert_int_equal(g->top_k, 20);
+    assert_int_equal(g->n_eos, 2);
+    assert_int_equal(g->eos[0], 9);
+    model_free(m);
+    puts_file(dir, "qwen3_tokenizer/generation_config.json", "{\"eos_token_id\": 10}");
+    expect_open_fails(dir, AX_ERANGE, "eos_token_id 10 is outside the vocabulary (10)");
+    puts_file(dir, "qwen3_tokenizer/generation_config.json", "{}");
+    puts_file(dir, "post_config.json", "{\"enable_temperature\": true, \"temperature\": \"hot\"}");
+    expect_open_fails(dir, AX_EFORMAT, "post_config.json: field \"temperature\" must be a number");
+    puts_file(dir, "post_config.json", "{\"enable_top_k_sampling\": 1}");
+    expect_open_fails(dir, AX_EFORMAT, "enable_top_k_sampling");
 }
 
 static void ax_errors(void **state)
@@ -731,6 +769,19 @@ static void run_script_parse(void **state)
     assert_string_equal(ax.layer_template, "/abs/l%d.ax");
     assert_string_equal(ax.post_path, "/d/p.ax");
     assert_int_equal(ax.n_devices, 0);
+    /* A '%' in the directory stays literal in the template. */
+    const char *w = "--template_filename_axmodel l%d.ax --axmodel_num 2 "
+                    "--filename_post_axmodel p.ax --filename_tokens_embed e.bin "
+                    "--tokens_embed_num 3 --tokens_embed_size 4";
+    assert_int_equal(model_parse_run_script(w, strlen(w), "r.sh", "/d%s", &ax, err), AX_OK);
+    assert_string_equal(ax.layer_template, "/d%%s/l%d.ax");
+    assert_string_equal(ax.post_path, "/d%s/p.ax");
+    char path[64];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(path, sizeof path, ax.layer_template, 3);
+#pragma GCC diagnostic pop
+    assert_string_equal(path, "/d%s/l3.ax");
     /* A flag without a value before the next flag. */
     const char *u = "x --template_filename_axmodel --axmodel_num 2";
     assert_int_equal(model_parse_run_script(u, strlen(u), "r.sh", "/d", &ax, err), AX_ENOTFOUND);

@@ -59,14 +59,16 @@ static void split_matches_hf(void **state)
     json_t *cases = json_object_get(expect, "split"), *c;
     size_t i;
     assert_true(json_array_size(cases) > 40);
-    json_array_foreach(cases, i, c) {
+    json_array_foreach(cases, i, c)
+    {
         const char *s = json_string_value(json_array_get(c, 0));
         size_t n = json_string_length(json_array_get(c, 0)), pos = 0, k = 0;
         json_t *pieces = json_array_get(c, 1);
         while (pos < n) {
             size_t l = tok_split_next(qwen, (const uint8_t *)s, pos, n);
             json_t *want = json_array_get(pieces, k++);
-            if (!want || json_string_length(want) != l || memcmp(json_string_value(want), s + pos, l))
+            if (!want || json_string_length(want) != l ||
+                memcmp(json_string_value(want), s + pos, l))
                 fail_msg("case %zu '%s': piece %zu is '%.*s', HF says '%s'", i, s, k - 1, (int)l,
                          s + pos, want ? json_string_value(want) : "(none)");
             pos += l;
@@ -84,7 +86,8 @@ static void encode_matches_hf(void **state)
     json_t *cases = json_object_get(expect, "encode"), *c;
     size_t i;
     char err[AX_ERRLEN];
-    json_array_foreach(cases, i, c) {
+    json_array_foreach(cases, i, c)
+    {
         json_t *text = json_array_get(c, 0), *ids = json_array_get(c, 1);
         size_t n = json_string_length(text), cap = tok_max_ids(n), got = 0;
         int32_t *out = ax_mallocarray(cap, sizeof *out);
@@ -105,7 +108,8 @@ static void decode_matches_hf(void **state)
     json_t *cases = json_object_get(expect, "decode"), *c;
     size_t i;
     char err[AX_ERRLEN];
-    json_array_foreach(cases, i, c) {
+    json_array_foreach(cases, i, c)
+    {
         json_t *ids = json_array_get(c, 0);
         int32_t buf[64];
         size_t n = json_array_size(ids);
@@ -181,9 +185,8 @@ static void stream_equals_decode(void **state)
                     else
                         assert_int_equal(tok_stream_flush(&s, &piece, err), AX_OK);
                     assert_true(valid_utf8(piece.data, piece.len));
-                    assert_int_equal(ax_buf_append(&streamed, piece.data ? piece.data : "",
-                                                   piece.len),
-                                     AX_OK);
+                    assert_int_equal(
+                        ax_buf_append(&streamed, piece.data ? piece.data : "", piece.len), AX_OK);
                 }
                 assert_int_equal(streamed.len, whole.len);
                 assert_memory_equal(streamed.data ? streamed.data : "",
@@ -266,15 +269,16 @@ static void two_threads_agree(void **state)
 
 /* ---- loader on synthetic files --------------------------------------- */
 
-#define RE "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| " \
-           "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
-#define PRE                                                                                   \
-    "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","         \
-    "\"pattern\":{\"Regex\":\"" RE "\"},\"behavior\":\"Isolated\",\"invert\":false},"         \
-    "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":false,"              \
+#define RE                                                                                         \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "              \
+    "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define PRE                                                                                        \
+    "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","             \
+    "\"pattern\":{\"Regex\":\"" RE "\"},\"behavior\":\"Isolated\",\"invert\":false},"              \
+    "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":false,"                   \
     "\"use_regex\":false}]},"
-#define TAIL                                                                                  \
-    "\"normalizer\":{\"type\":\"NFC\"},\"decoder\":{\"type\":\"ByteLevel\"},"                 \
+#define TAIL                                                                                       \
+    "\"normalizer\":{\"type\":\"NFC\"},\"decoder\":{\"type\":\"ByteLevel\"},"                      \
     "\"added_tokens\":[{\"id\":7,\"content\":\"<x>\",\"special\":true,\"normalized\":false}]}"
 
 static const char small[] =
@@ -302,6 +306,25 @@ static void small_tokenizer(void **state)
     tok_free(t);
 }
 
+/* "a b" merges whose tokens hold brackets or quotes, and ids out of order */
+static void odd_merges(void **state)
+{
+    (void)state;
+    static const char j[] =
+        "{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"[[\":3,\"[\":0,\"\\\"\":1,"
+        "\"\\\"[\":2,\"x\":4},\"merges\":[\"[ [\",\"\\\" [\"]}," TAIL;
+    struct tok *t = NULL;
+    char err[AX_ERRLEN];
+    assert_int_equal(tok_load_buf(j, sizeof j - 1, "odd.json", &t, err), AX_OK);
+    int32_t out[8];
+    size_t n;
+    assert_int_equal(tok_encode(t, "[[\"[", 4, out, &n, err), AX_OK);
+    int32_t want[] = {3, 2}; /* "[[" and "\"[" */
+    assert_int_equal(n, 2);
+    assert_memory_equal(out, want, sizeof want);
+    tok_free(t);
+}
+
 static void load_errors(void **state)
 {
     (void)state;
@@ -322,21 +345,25 @@ static void load_errors(void **state)
         {"{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a\"]}," TAIL,
          AX_EFORMAT},
         {"{" PRE "\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{\"a\":0},"
-         "\"merges\":[]}," TAIL, AX_EUNSUPPORTED},
+         "\"merges\":[]}," TAIL,
+         AX_EUNSUPPORTED},
         {"{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":"
-         "{\"a\":0},\"merges\":[]}," TAIL, AX_EUNSUPPORTED},
+         "{\"a\":0},\"merges\":[]}," TAIL,
+         AX_EUNSUPPORTED},
         {"{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
          "\"normalizer\":{\"type\":\"NFKC\"},\"decoder\":{\"type\":\"ByteLevel\"}}",
          AX_EUNSUPPORTED},
         {"{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
          "\"decoder\":{\"type\":\"ByteLevel\"},\"added_tokens\":[{\"id\":1,\"content\":\"x\","
-         "\"lstrip\":true}]}", AX_EUNSUPPORTED},
+         "\"lstrip\":true}]}",
+         AX_EUNSUPPORTED},
         {"{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,},\"merges\":[]}," TAIL,
          AX_EFORMAT},
         {"{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\\ud800\":0},\"merges\":[]}," TAIL,
          AX_EFORMAT},
         {"{\"model\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", AX_EFORMAT},
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+         AX_EFORMAT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct tok *t = NULL;
@@ -374,11 +401,11 @@ static void load_enomem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(split_matches_hf),     cmocka_unit_test(encode_matches_hf),
-        cmocka_unit_test(decode_matches_hf),    cmocka_unit_test(stream_equals_decode),
-        cmocka_unit_test(encode_errors),        cmocka_unit_test(two_threads_agree),
-        cmocka_unit_test(small_tokenizer),      cmocka_unit_test(load_errors),
-        cmocka_unit_test(load_enomem),
+        cmocka_unit_test(split_matches_hf),  cmocka_unit_test(encode_matches_hf),
+        cmocka_unit_test(decode_matches_hf), cmocka_unit_test(stream_equals_decode),
+        cmocka_unit_test(encode_errors),     cmocka_unit_test(two_threads_agree),
+        cmocka_unit_test(small_tokenizer),   cmocka_unit_test(odd_merges),
+        cmocka_unit_test(load_errors),       cmocka_unit_test(load_enomem),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

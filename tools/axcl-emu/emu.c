@@ -87,22 +87,22 @@ struct blk {
 };
 
 struct dev {
-    int id;           /* bus id */
-    int fd;           /* memfd backing the CMM */
-    uint8_t *dva;     /* PROT_NONE view: the addresses the host sees */
-    uint8_t *rw;      /* emulator's read-write view of the same pages */
+    int id;       /* bus id */
+    int fd;       /* memfd backing the CMM */
+    uint8_t *dva; /* PROT_NONE view: the addresses the host sees */
+    uint8_t *rw;  /* emulator's read-write view of the same pages */
     size_t size;
-    struct blk *blk;  /* live allocations sorted by offset */
+    struct blk *blk; /* live allocations sorted by offset */
     size_t n_blk, cap_blk;
     int lost;
-    int engine;       /* axclrtEngineInit done */
+    int engine; /* axclrtEngineInit done */
     uint64_t execs;
-    double dev_t;     /* link model: device busy until (us) */
+    double dev_t; /* link model: device busy until (us) */
 };
 
 struct ctx {
     uint32_t magic;
-    int dev;          /* index into devs */
+    int dev; /* index into devs */
 };
 #define CTX_MAGIC 0xC7C7A001u
 
@@ -110,7 +110,7 @@ struct model {
     uint64_t id;
     int dev;
     struct axemu_header h;
-    uint8_t *wdev;    /* device address of the weights */
+    uint8_t *wdev; /* device address of the weights */
     int n_ctx;
 };
 
@@ -225,17 +225,20 @@ static void write_stats(void)
         return;
     fprintf(f, "{\"emulator\": true, \"calls\": {");
     for (int i = 0; i < AXEMU_N_CALLS; i++)
-        fprintf(f, "%s\"%s\": %llu", i ? ", " : "", call_names[i],
-                (unsigned long long)st.calls[i]);
-    fprintf(f, "}, \"bus_calls\": %llu, \"bytes\": {\"h2d\": %llu, \"d2h\": %llu, \"d2d\": %llu}, "
-               "\"modelled_us\": %.1f}\n",
+        fprintf(f, "%s\"%s\": %llu", i ? ", " : "", call_names[i], (unsigned long long)st.calls[i]);
+    fprintf(f,
+            "}, \"bus_calls\": %llu, \"bytes\": {\"h2d\": %llu, \"d2h\": %llu, \"d2d\": %llu}, "
+            "\"modelled_us\": %.1f}\n",
             (unsigned long long)st.bus_calls, (unsigned long long)st.h2d,
             (unsigned long long)st.d2h, (unsigned long long)st.d2d, st.modelled_us);
     fclose(f);
     stats_written = 1;
 }
 
-API const char *axclEmuInfo(void) { return "axcl-emu 1.0 (emulator, not a real AX650N)"; }
+API const char *axclEmuInfo(void)
+{
+    return "axcl-emu 1.0 (emulator, not a real AX650N)";
+}
 
 API void axclEmuGetStats(struct axemu_stats *out)
 {
@@ -977,6 +980,26 @@ API int32_t axclrtEngineGetUsageFromModelId(uint64_t id, int64_t *sys, int64_t *
     return (int32_t)r;
 }
 
+/* Reads the header only: what loading the file would take. */
+API int32_t axclrtEngineGetUsage(const char *path, int64_t *sys, int64_t *cmm)
+{
+    pthread_mutex_lock(&lock);
+    count(AXEMU_C_axclrtEngineGetUsage, -1, 0);
+    struct axemu_header h;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    uint32_t r = (f && sys && cmm && fread(&h, sizeof h, 1, f) == 1 && emu_check_header(&h) == 0)
+                     ? 0
+                     : E_LOAD;
+    if (f)
+        fclose(f);
+    if (!r) {
+        *sys = 64 << 10;
+        *cmm = (int64_t)axemu_weight_count(&h) * 2;
+    }
+    pthread_mutex_unlock(&lock);
+    return (int32_t)r;
+}
+
 API int32_t axclrtEngineCreateContext(uint64_t id, uint64_t *ctx)
 {
     pthread_mutex_lock(&lock);
@@ -1148,8 +1171,7 @@ API int32_t axclrtEngineDestroyIO(void *p)
 
 /* Binding is bookkeeping: the address is checked to be device memory of
  * the model's card, and its extent is checked at execution. */
-static int32_t bind(enum axemu_call c, void *p, uint32_t i, const void *buf, uint64_t size,
-                    int out)
+static int32_t bind(enum axemu_call c, void *p, uint32_t i, const void *buf, uint64_t size, int out)
 {
     pthread_mutex_lock(&lock);
     count(c, -1, 0);
@@ -1172,14 +1194,12 @@ static int32_t bind(enum axemu_call c, void *p, uint32_t i, const void *buf, uin
     return (int32_t)r;
 }
 
-API int32_t axclrtEngineSetInputBufferByIndex(void *io, uint32_t i, const void *buf,
-                                              uint64_t size)
+API int32_t axclrtEngineSetInputBufferByIndex(void *io, uint32_t i, const void *buf, uint64_t size)
 {
     return bind(AXEMU_C_axclrtEngineSetInputBufferByIndex, io, i, buf, size, 0);
 }
 
-API int32_t axclrtEngineSetOutputBufferByIndex(void *io, uint32_t i, const void *buf,
-                                               uint64_t size)
+API int32_t axclrtEngineSetOutputBufferByIndex(void *io, uint32_t i, const void *buf, uint64_t size)
 {
     return bind(AXEMU_C_axclrtEngineSetOutputBufferByIndex, io, i, buf, size, 1);
 }
@@ -1199,8 +1219,8 @@ static uint32_t execute(enum axemu_call c, uint64_t id, uint64_t ctx, uint32_t g
     if (!m || m->dev != d || (ctx >> 16) != id || !io || io->magic != IO_MAGIC || io->m != m ||
         g >= m->h.n_groups)
         return E_ARG;
-    if (stream && (((struct stream *)stream)->magic != STREAM_MAGIC ||
-                   ((struct stream *)stream)->dev != d))
+    if (stream &&
+        (((struct stream *)stream)->magic != STREAM_MAGIC || ((struct stream *)stream)->dev != d))
         return E_STREAM;
     const uint8_t *in[EMU_MAX_IO];
     uint8_t *out[EMU_MAX_IO];
@@ -1235,12 +1255,11 @@ API int32_t axclrtEngineExecute(uint64_t id, uint64_t ctx, uint32_t g, void *io)
     return (int32_t)r;
 }
 
-API int32_t axclrtEngineExecuteAsync(uint64_t id, uint64_t ctx, uint32_t g, void *io,
-                                     void *stream)
+API int32_t axclrtEngineExecuteAsync(uint64_t id, uint64_t ctx, uint32_t g, void *io, void *stream)
 {
     pthread_mutex_lock(&lock);
-    uint32_t r = stream ? execute(AXEMU_C_axclrtEngineExecuteAsync, id, ctx, g, io, stream)
-                        : E_STREAM;
+    uint32_t r =
+        stream ? execute(AXEMU_C_axclrtEngineExecuteAsync, id, ctx, g, io, stream) : E_STREAM;
     pthread_mutex_unlock(&lock);
     return (int32_t)r;
 }

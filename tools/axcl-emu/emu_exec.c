@@ -39,7 +39,10 @@ static uint16_t f2bf(float f)
     return (uint16_t)(u >> 16);
 }
 
-static float rb(float f) { return bf2f(f2bf(f)); }
+static float rb(float f)
+{
+    return bf2f(f2bf(f));
+}
 
 static uint16_t ld16(const uint8_t *p, size_t i)
 {
@@ -48,7 +51,10 @@ static uint16_t ld16(const uint8_t *p, size_t i)
     return v;
 }
 
-static void st16(uint8_t *p, size_t i, uint16_t v) { memcpy(p + 2 * i, &v, 2); }
+static void st16(uint8_t *p, size_t i, uint16_t v)
+{
+    memcpy(p + 2 * i, &v, 2);
+}
 
 /* ---- IO contract ------------------------------------------------------ */
 
@@ -64,11 +70,10 @@ int emu_check_header(const struct axemu_header *h)
     if (h->kind == AXEMU_KIND_POST)
         return (h->vocab == 0 || h->vocab > (1u << 22) || h->n_groups != 1) ? -1 : 0;
     if (h->kind != AXEMU_KIND_LAYER || h->n_heads == 0 || h->n_kv_heads == 0 ||
-        h->n_heads % h->n_kv_heads || h->head_dim == 0 || h->head_dim % 2 ||
-        h->head_dim > 1024 || h->n_heads > 1024 || h->intermediate == 0 ||
-        h->intermediate > (1u << 20) || h->kv_cache_num == 0 || h->kv_cache_num > (1u << 20) ||
-        h->prefill == 0 || h->prefill > 4096 || h->n_groups == 0 ||
-        h->n_groups > AXEMU_MAX_GROUPS)
+        h->n_heads % h->n_kv_heads || h->head_dim == 0 || h->head_dim % 2 || h->head_dim > 1024 ||
+        h->n_heads > 1024 || h->intermediate == 0 || h->intermediate > (1u << 20) ||
+        h->kv_cache_num == 0 || h->kv_cache_num > (1u << 20) || h->prefill == 0 ||
+        h->prefill > 4096 || h->n_groups == 0 || h->n_groups > AXEMU_MAX_GROUPS)
         return -1;
     for (uint32_t g = 1; g < h->n_groups; g++)
         if (h->history[g] == 0 || h->history[g] > h->kv_cache_num)
@@ -76,8 +81,14 @@ int emu_check_header(const struct axemu_header *h)
     return 0;
 }
 
-int emu_n_inputs(const struct axemu_header *h) { return h->kind == AXEMU_KIND_POST ? 1 : 5; }
-int emu_n_outputs(const struct axemu_header *h) { return h->kind == AXEMU_KIND_POST ? 1 : 3; }
+int emu_n_inputs(const struct axemu_header *h)
+{
+    return h->kind == AXEMU_KIND_POST ? 1 : 5;
+}
+int emu_n_outputs(const struct axemu_header *h)
+{
+    return h->kind == AXEMU_KIND_POST ? 1 : 3;
+}
 
 const char *emu_io_name(const struct axemu_header *h, int out, uint32_t i)
 {
@@ -101,10 +112,14 @@ uint64_t emu_io_size(const struct axemu_header *h, int out, uint32_t g, uint32_t
         return i == OUT_X ? rows * h->hidden * 2 : rows * kv * 2;
     switch (i) {
     case IN_K:
-    case IN_V: return hist * kv * 2;
-    case IN_IDX: return rows * 4;
-    case IN_X: return rows * h->hidden * 2;
-    default: return rows * (hist + rows) * 2;
+    case IN_V:
+        return hist * kv * 2;
+    case IN_IDX:
+        return rows * 4;
+    case IN_X:
+        return rows * h->hidden * 2;
+    default:
+        return rows * (hist + rows) * 2;
     }
 }
 
@@ -165,16 +180,26 @@ static void slice(const struct axemu_header *h, const uint16_t *w, struct lw *s)
 {
     size_t hd = h->hidden, q = (size_t)h->n_heads * h->head_dim,
            kv = (size_t)h->n_kv_heads * h->head_dim, in = h->intermediate;
-    s->ln1 = w; w += hd;
-    s->ln2 = w; w += hd;
-    s->qn = w; w += h->head_dim;
-    s->kn = w; w += h->head_dim;
-    s->q = w; w += q * hd;
-    s->k = w; w += kv * hd;
-    s->v = w; w += kv * hd;
-    s->o = w; w += hd * q;
-    s->gate = w; w += in * hd;
-    s->up = w; w += in * hd;
+    s->ln1 = w;
+    w += hd;
+    s->ln2 = w;
+    w += hd;
+    s->qn = w;
+    w += h->head_dim;
+    s->kn = w;
+    w += h->head_dim;
+    s->q = w;
+    w += q * hd;
+    s->k = w;
+    w += kv * hd;
+    s->v = w;
+    w += kv * hd;
+    s->o = w;
+    w += hd * q;
+    s->gate = w;
+    w += in * hd;
+    s->up = w;
+    w += in * hd;
     s->down = w;
 }
 
@@ -194,16 +219,16 @@ static int run_layer(const struct axemu_header *h, const uint16_t *w, int g,
     if (!buf)
         return -1;
     struct scratch s;
-    s.x = buf;                 /* R x hidden: residual stream */
-    s.q = s.x + R * hd;        /* R x qd */
-    s.k = s.q + R * qd;        /* R x kvd */
-    s.v = s.k + R * kvd;       /* R x kvd */
-    s.att = s.v + R * kvd;     /* qd */
-    s.h = s.att + qd;          /* hidden */
-    s.o = s.h + hd;            /* hidden */
-    s.g = s.o + hd;            /* I */
-    s.u = s.g + I;             /* I */
-    s.sc = s.u + I;            /* W scores */
+    s.x = buf;             /* R x hidden: residual stream */
+    s.q = s.x + R * hd;    /* R x qd */
+    s.k = s.q + R * qd;    /* R x kvd */
+    s.v = s.k + R * kvd;   /* R x kvd */
+    s.att = s.v + R * kvd; /* qd */
+    s.h = s.att + qd;      /* hidden */
+    s.o = s.h + hd;        /* hidden */
+    s.g = s.o + hd;        /* I */
+    s.u = s.g + I;         /* I */
+    s.sc = s.u + I;        /* W scores */
     uint32_t idx[4096];
     memcpy(idx, in[IN_IDX], R * 4);
 
@@ -306,8 +331,8 @@ static int run_post(const struct axemu_header *h, const uint16_t *w, const uint8
     return 0;
 }
 
-int emu_run(const struct axemu_header *h, const uint16_t *weights, int g,
-            const uint8_t *const *in, uint8_t *const *out)
+int emu_run(const struct axemu_header *h, const uint16_t *weights, int g, const uint8_t *const *in,
+            uint8_t *const *out)
 {
     if (h->kind == AXEMU_KIND_POST)
         return run_post(h, weights, in, out);

@@ -29,7 +29,7 @@ int32_t emu_io_dtype(const struct axemu_header *h, int out, uint32_t i);
 /* Executes shape group g: in/out point at the tensors (emulator views of
  * device memory) in index order. Outputs are written only after every input
  * has been read, so outputs may alias inputs. 0 on success. */
-int emu_run(const struct axemu_header *h, const uint16_t *weights, int g,
-            const uint8_t *const *in, uint8_t *const *out);
+int emu_run(const struct axemu_header *h, const uint16_t *weights, int g, const uint8_t *const *in,
+            uint8_t *const *out);
 
 #endif

@@ -26,14 +26,14 @@ enum ax_err axcl_backend_open_layout(const struct backend_opts *opts,
 /* What the backend found and chose, for doctor and logs. */
 struct axcl_info {
     int n_cards;
-    int devices[16];        /* bus ids in layer order */
-    int layers_on[16];      /* layers per card */
+    int devices[16];   /* bus ids in layer order */
+    int layers_on[16]; /* layers per card */
     int n_ctx, n_slots, prefill, n_groups;
-    int history[16];        /* H_g per prefill group (index 0: decode, = n_ctx) */
+    int history[16]; /* H_g per prefill group (index 0: decode, = n_ctx) */
     int kv_width, hidden, vocab;
-    int kv_direct;          /* layers write K/V straight into the cache rows */
-    int async;              /* executes queued on a stream, one sync per step */
-    int pinned;             /* host buffers from axclrtMallocHost */
+    int kv_direct;                         /* layers write K/V straight into the cache rows */
+    int async;                             /* executes queued on a stream, one sync per step */
+    int pinned;                            /* host buffers from axclrtMallocHost */
     const char *kv_direct_why, *async_why; /* how each was decided */
     double cmm_mib_per_slot;
 };

@@ -67,8 +67,8 @@ static const char *const out_names[] = {"output", "K_cache_out", "V_cache_out"};
 struct layer {
     uint64_t model, ectx;
     void *info;
-    void *io[MAX_GROUPS];          /* one IO set per shape group */
-    uint32_t in_ix[N_IN_ROLES];    /* runtime index of each role */
+    void *io[MAX_GROUPS];       /* one IO set per shape group */
+    uint32_t in_ix[N_IN_ROLES]; /* runtime index of each role */
     uint32_t out_ix[N_OUT_ROLES];
     uint8_t *k[MAX_SLOTS], *v[MAX_SLOTS]; /* device caches, (N + P) x kv bf16 */
     uint64_t file_bytes;
@@ -78,8 +78,8 @@ struct axb;
 
 struct card {
     struct axb *b;
-    int id, idx;                   /* bus id, position in layer order */
-    int l0, l1;                    /* layers [l0, l1) */
+    int id, idx; /* bus id, position in layer order */
+    int l0, l1;  /* layers [l0, l1) */
     int has_post;
     /* worker thread */
     pthread_t th;
@@ -94,7 +94,7 @@ struct card {
     /* runtime objects */
     void *ctx, *stream;
     int dev_set, engine;
-    struct layer *lay;             /* l1 - l0 entries */
+    struct layer *lay; /* l1 - l0 entries */
     uint64_t post_model, post_ectx;
     void *post_info, *post_io;
     uint32_t post_in, post_out;
@@ -102,14 +102,14 @@ struct card {
     uint8_t *dpack, *hpack;
     size_t pack_len;
     size_t dec_x, dec_idx, dec_mask, dec_len;
-    size_t pf_x, pf_idx, pf_mask;  /* offsets inside the pack */
-    uint8_t *ping[2];              /* P x hidden each */
-    uint8_t *kstage, *vstage;      /* P x kv (copy mode and probes) */
-    uint8_t *dlogits, *hlogits;    /* vocab bf16 */
-    uint8_t *hhidden;              /* P x hidden, for the next card */
+    size_t pf_x, pf_idx, pf_mask; /* offsets inside the pack */
+    uint8_t *ping[2];             /* P x hidden each */
+    uint8_t *kstage, *vstage;     /* P x kv (copy mode and probes) */
+    uint8_t *dlogits, *hlogits;   /* vocab bf16 */
+    uint8_t *hhidden;             /* P x hidden, for the next card */
     int bound_slot;
-    int mask_open;                 /* decode mask: columns [0, mask_open) attend */
-    uint64_t cmm_free, cmm_total;  /* bytes, 0 = unknown */
+    int mask_open;                /* decode mask: columns [0, mask_open) attend */
+    uint64_t cmm_free, cmm_total; /* bytes, 0 = unknown */
     int lost;
 };
 
@@ -128,13 +128,13 @@ struct axb {
     struct card cards[MAX_CARDS];
     int n_cards;
     int lost;
-    uint64_t slot_bytes;           /* per card, largest */
+    uint64_t slot_bytes; /* per card, largest */
 };
 
 /* Arguments of one step (a prefill chunk or a decode token) on a card. */
 struct step {
     int pos, rows, group, slot;
-    int want_logits;               /* last card only: run the post model */
+    int want_logits; /* last card only: run the post model */
 };
 
 /* ---- error helpers ---------------------------------------------------- */
@@ -150,15 +150,15 @@ static enum ax_err rt_fail(struct card *c, axcl_error r, const char *call, char 
                        "card and `axcl-smi`, then restart axserve",
                        c->id, call, (unsigned)r);
     }
-    return ax_fail(err, AX_EBACKEND, "%s failed on card %d: 0x%08x (%s)", call, c->id,
-                   (unsigned)r, axcl_rt_strerror(r));
+    return ax_fail(err, AX_EBACKEND, "%s failed on card %d: 0x%08x (%s)", call, c->id, (unsigned)r,
+                   axcl_rt_strerror(r));
 }
 
-#define CALL(c, expr, name, err)                                                                \
-    do {                                                                                        \
-        axcl_error r_ = (expr);                                                                 \
-        if (r_ != 0)                                                                            \
-            return rt_fail((c), r_, (name), (err));                                             \
+#define CALL(c, expr, name, err)                                                                   \
+    do {                                                                                           \
+        axcl_error r_ = (expr);                                                                    \
+        if (r_ != 0)                                                                               \
+            return rt_fail((c), r_, (name), (err));                                                \
     } while (0)
 
 static int env_switch(const char *name) /* -1 unset, 0 off, 1 on */
@@ -169,7 +169,10 @@ static int env_switch(const char *name) /* -1 unset, 0 off, 1 on */
     return strcmp(v, "0") != 0;
 }
 
-static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+static size_t align_up(size_t n)
+{
+    return (n + ALIGN - 1) / ALIGN * ALIGN;
+}
 
 /* ---- worker threads ---------------------------------------------------- */
 
@@ -307,13 +310,12 @@ static void query_cmm(struct card *c)
 
 /* ---- IO contract -------------------------------------------------------- */
 
-static int find_name(const struct axcl_rt *rt, void *info, int out, const char *name,
-                     uint32_t *ix)
+static int find_name(const struct axcl_rt *rt, void *info, int out, const char *name, uint32_t *ix)
 {
     uint32_t n = out ? rt->EngineGetNumOutputs(info) : rt->EngineGetNumInputs(info);
     for (uint32_t i = 0; i < n && i < MAX_IO; i++) {
-        const char *s = out ? rt->EngineGetOutputNameByIndex(info, i)
-                            : rt->EngineGetInputNameByIndex(info, i);
+        const char *s =
+            out ? rt->EngineGetOutputNameByIndex(info, i) : rt->EngineGetInputNameByIndex(info, i);
         if (s && !strcmp(s, name)) {
             *ix = i;
             return 1;
@@ -353,8 +355,8 @@ static enum ax_err derive_contract(struct axb *b, const struct layer *L, const c
     b->kv = (int)(kout / 2);
     b->N = (int)(kc / kout);
     if (mask / 2 < 2 || (int64_t)(mask / 2 - 1) != b->N)
-        return ax_fail(err, AX_EFORMAT, "%s: decode mask is %llu bytes, expected (%d+1)*2",
-                       file, (unsigned long long)mask, b->N);
+        return ax_fail(err, AX_EFORMAT, "%s: decode mask is %llu bytes, expected (%d+1)*2", file,
+                       (unsigned long long)mask, b->N);
     if (x != (uint64_t)b->hidden * 2)
         return ax_fail(err, AX_EFORMAT,
                        "%s: decode input is %llu bytes but the embedding table has %d columns "
@@ -396,8 +398,9 @@ static enum ax_err check_layer(const struct axb *b, const struct layer *L, const
         uint64_t want_out[N_OUT_ROLES] = {R * b->hidden * 2, R * kv * 2, R * kv * 2};
         for (int r = 0; r < N_IN_ROLES; r++)
             if (in_size(b, L, g, r) != want_in[r])
-                return ax_fail(err, AX_EFORMAT, "%s: group %d input %s is %llu bytes, expected %llu",
-                               file, g, in_names[r], (unsigned long long)in_size(b, L, g, r),
+                return ax_fail(err, AX_EFORMAT,
+                               "%s: group %d input %s is %llu bytes, expected %llu", file, g,
+                               in_names[r], (unsigned long long)in_size(b, L, g, r),
                                (unsigned long long)want_in[r]);
         for (int r = 0; r < N_OUT_ROLES; r++)
             if (out_size(b, L, g, r) != want_out[r])
@@ -411,8 +414,8 @@ static enum ax_err check_layer(const struct axb *b, const struct layer *L, const
             int32_t t = -1;
             int want = r == R_INDICES ? AXCL_DT_UINT32 : AXCL_DT_BF16;
             if (b->rt->EngineGetInputDataType(L->info, L->in_ix[r], &t) == 0 && t != want)
-                return ax_fail(err, AX_EFORMAT, "%s: input %s has data type %d, expected %d",
-                               file, in_names[r], t, want);
+                return ax_fail(err, AX_EFORMAT, "%s: input %s has data type %d, expected %d", file,
+                               in_names[r], t, want);
         }
     }
     return AX_OK;
@@ -463,8 +466,8 @@ static enum ax_err load_post(struct card *c, char *err)
     if (r != 0)
         return r == AXCL_ERR_DEVICE_NOT_CONNECTED
                    ? rt_fail(c, r, "axclrtEngineLoadFromFile", err)
-                   : ax_fail(err, AX_EFORMAT, "card %d: the runtime rejected %s (0x%08x %s)",
-                             c->id, path, (unsigned)r, axcl_rt_strerror(r));
+                   : ax_fail(err, AX_EFORMAT, "card %d: the runtime rejected %s (0x%08x %s)", c->id,
+                             path, (unsigned)r, axcl_rt_strerror(r));
     CALL(c, rt->EngineCreateContext(c->post_model, &c->post_ectx), "axclrtEngineCreateContext",
          err);
     CALL(c, rt->EngineGetIOInfo(c->post_model, &c->post_info), "axclrtEngineGetIOInfo", err);
@@ -481,8 +484,13 @@ static enum ax_err load_post(struct card *c, char *err)
     return AX_OK;
 }
 
-static uint64_t file_size(const char *path)
+/* CMM a model will take: the runtime's own figure when it has
+ * axclrtEngineGetUsage, else the file size (weights dominate it). */
+static uint64_t model_cmm(const struct axcl_rt *rt, const char *path)
 {
+    int64_t sys = 0, cmm = 0;
+    if (rt->EngineGetUsage && rt->EngineGetUsage(path, &sys, &cmm) == 0 && cmm > 0)
+        return (uint64_t)cmm;
     struct stat st;
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
@@ -500,15 +508,16 @@ static enum ax_err card_load(struct card *c, void *arg)
     CALL(c, rt->EngineInit(AXCL_VNPU_DISABLE), "axclrtEngineInit", err);
     c->engine = 1;
 
-    /* Check before loading: the files' size is what the weights take. */
+    /* Check before loading, so a model that cannot fit fails with numbers
+     * instead of a runtime error halfway through. */
     uint64_t need = 0;
     char path[MODEL_PATH_MAX + 32];
     for (int l = c->l0; l < c->l1; l++) {
         snprintf(path, sizeof path, b->lay.layer_template, l);
-        need += file_size(path);
+        need += model_cmm(rt, path);
     }
     if (c->has_post)
-        need += file_size(b->lay.post_path);
+        need += model_cmm(rt, b->lay.post_path);
     query_cmm(c);
     if (c->cmm_total && need + cmm_reserve(c->cmm_total) > c->cmm_free)
         return ax_fail(err, AX_EDEVICE,
@@ -516,8 +525,8 @@ static enum ax_err card_load(struct card *c, void *arg)
                        "kept for the runtime), but only %.2f MiB of %.2f MiB are free: use more "
                        "cards (--devices), a smaller model, or free the card (another process "
                        "may hold it: `axcl-smi`)",
-                       c->l1 - c->l0, c->has_post ? " + post model" : "", (double)need / MIB,
-                       c->id, (double)cmm_reserve(c->cmm_total) / MIB, (double)c->cmm_free / MIB,
+                       c->l1 - c->l0, c->has_post ? " + post model" : "", (double)need / MIB, c->id,
+                       (double)cmm_reserve(c->cmm_total) / MIB, (double)c->cmm_free / MIB,
                        (double)c->cmm_total / MIB);
     for (int l = c->l0; l < c->l1; l++) {
         enum ax_err e = load_layer(c, l, err);
@@ -550,7 +559,10 @@ static enum ax_err card_check(struct card *c, void *arg)
 
 /* ---- buffers and bindings (card thread) ------------------------------- */
 
-static size_t kv_rows(const struct axb *b) { return (size_t)b->N + (size_t)b->P; }
+static size_t kv_rows(const struct axb *b)
+{
+    return (size_t)b->N + (size_t)b->P;
+}
 
 static enum ax_err bind_in(struct card *c, void *io, uint32_t ix, const void *p, uint64_t n)
 {
@@ -703,7 +715,10 @@ static enum ax_err bind_static(struct card *c)
 
 /* ---- host-side inputs ------------------------------------------------- */
 
-static void put16(uint8_t *p, size_t i, uint16_t v) { memcpy(p + 2 * i, &v, 2); }
+static void put16(uint8_t *p, size_t i, uint16_t v)
+{
+    memcpy(p + 2 * i, &v, 2);
+}
 
 /* Decode mask: columns [0, pos) and column N attend. Updated in place:
  * only the columns between the old and new position change. */
@@ -758,8 +773,8 @@ static enum ax_err exec_layer(struct card *c, struct layer *L, int g)
         CALL(c, rt->EngineExecuteAsync(L->model, L->ectx, (uint32_t)g, L->io[g], c->stream),
              "axclrtEngineExecuteAsync", c->err);
     else
-        CALL(c, rt->EngineExecute(L->model, L->ectx, (uint32_t)g, L->io[g]),
-             "axclrtEngineExecute", c->err);
+        CALL(c, rt->EngineExecute(L->model, L->ectx, (uint32_t)g, L->io[g]), "axclrtEngineExecute",
+             c->err);
     return AX_OK;
 }
 
@@ -802,8 +817,8 @@ static enum ax_err card_step(struct card *c, void *arg)
         up_off = c->pf_x;
         up_len = c->pf_mask + (size_t)b->P * (size_t)(b->hist[g] + b->P) * 2 - c->pf_x;
     }
-    CALL(c, rt->Memcpy(c->dpack + up_off, c->hpack + up_off, up_len, AXCL_H2D),
-         "axclrtMemcpy(H2D)", c->err);
+    CALL(c, rt->Memcpy(c->dpack + up_off, c->hpack + up_off, up_len, AXCL_H2D), "axclrtMemcpy(H2D)",
+         c->err);
     int nl = c->l1 - c->l0;
     for (int l = 0; l < nl; l++) {
         struct layer *L = &c->lay[l];
@@ -866,7 +881,7 @@ static enum ax_err probe_run(struct card *c, const uint8_t *kout, const uint8_t 
 }
 
 struct probe {
-    int want_direct, want_async;          /* env switches: -1 probe, 0 off, 1 on */
+    int want_direct, want_async;                /* env switches: -1 probe, 0 off, 1 on */
     int kv_direct[MAX_CARDS], async[MAX_CARDS]; /* per card result */
 };
 
@@ -890,14 +905,14 @@ static enum ax_err card_probe(struct card *c, void *arg)
     decode_mask_init(c);
     decode_mask(c, 1);
     axcl_error r = rt->Memcpy(c->dpack, c->hpack, c->dec_len, AXCL_H2D);
-    enum ax_err e = r ? rt_fail(c, r, "axclrtMemcpy(H2D)", c->err)
-                      : probe_run(c, c->kstage, c->kstage, ref, 0);
+    enum ax_err e =
+        r ? rt_fail(c, r, "axclrtMemcpy(H2D)", c->err) : probe_run(c, c->kstage, c->kstage, ref, 0);
     if (e == AX_OK && pr->want_direct == -1) {
         /* An interior pointer: row 1 of slot 0's K cache. */
         const uint8_t *dst = c->lay[0].k[0] + row;
         pr->kv_direct[c->idx] = 0;
-        if (rt->EngineSetOutputBufferByIndex(c->lay[0].io[0], c->lay[0].out_ix[R_KOUT], dst,
-                                             row) == 0) {
+        if (rt->EngineSetOutputBufferByIndex(c->lay[0].io[0], c->lay[0].out_ix[R_KOUT], dst, row) ==
+            0) {
             e = probe_run(c, dst, dst, got, 0);
             pr->kv_direct[c->idx] = e == AX_OK && !memcmp(ref, got, row);
         }
@@ -1087,9 +1102,10 @@ static enum ax_err axb_forward(void *ctx, const struct backend_seq *seqs, int n_
         return ax_fail(err, AX_EDEVICE, "an AX650N card was lost; restart axserve");
     if (q->slot < 0 || q->slot >= b->n_slots || q->n_tokens < 1 || q->pos < 0 ||
         q->pos > b->n_ctx - q->n_tokens)
-        return ax_fail(err, q->pos >= 0 && q->n_tokens > 0 && q->slot >= 0 && q->slot < b->n_slots
-                                ? AX_ECONTEXT
-                                : AX_EINVAL,
+        return ax_fail(err,
+                       q->pos >= 0 && q->n_tokens > 0 && q->slot >= 0 && q->slot < b->n_slots
+                           ? AX_ECONTEXT
+                           : AX_EINVAL,
                        "axcl: slot %d, %d tokens at position %d do not fit (slots %d, context %d)",
                        q->slot, q->n_tokens, q->pos, b->n_slots, b->n_ctx);
     for (int i = 0; i < q->n_tokens; i++)
@@ -1177,6 +1193,8 @@ static enum ax_err pick_devices(struct axb *b, const char *want, char *err)
 /* Contiguous blocks of layers, ceil(L/cards) on the first ones. */
 static enum ax_err split_layers(struct axb *b, char *err)
 {
+    if (b->n_cards < 1 || b->n_layers < 1)
+        return ax_fail(err, AX_EINVAL, "no cards or no layers to place");
     int L = b->n_layers, n = b->n_cards, per = (L + n - 1) / n;
     n = (L + per - 1) / per; /* cards that get at least one layer */
     b->n_cards = n;
@@ -1206,8 +1224,10 @@ static enum ax_err check_files(const struct axb *b, char *err)
     for (int l = 0; l < b->n_layers; l++) {
         snprintf(path, sizeof path, b->lay.layer_template, l);
         if (!ax_file_exists(path))
-            return ax_fail(err, AX_ENOTFOUND, "%s is missing (axmodel_num is %d); re-download the "
-                           "model (`axserve pull`)", path, b->n_layers);
+            return ax_fail(err, AX_ENOTFOUND,
+                           "%s is missing (axmodel_num is %d); re-download the "
+                           "model (`axserve pull`)",
+                           path, b->n_layers);
         enum ax_err e = model_check_not_lfs(path, err);
         if (e != AX_OK)
             return e;
@@ -1233,7 +1253,7 @@ static enum ax_err open_embed(struct axb *b, char *err)
                        "tokens_embed_num/size are wrong",
                        b->lay.embed_path, b->embed.size, (long long)b->lay.embed_rows,
                        (long long)b->lay.embed_cols,
-                       (long long)(b->lay.embed_rows * b->lay.embed_cols * 2));
+                       (long long)b->lay.embed_rows * (long long)b->lay.embed_cols * 2);
     b->hidden = (int)b->lay.embed_cols;
     return AX_OK;
 }
@@ -1246,14 +1266,19 @@ static enum ax_err size_slots(struct axb *b, const struct backend_opts *opts, ch
     for (int i = 0; i < b->n_cards; i++) {
         struct card *c = &b->cards[i];
         uint64_t slot = (uint64_t)(c->l1 - c->l0) * 2 * kv_rows(b) * (uint64_t)b->kv * 2;
-        uint64_t bufs = (uint64_t)b->P * (uint64_t)(b->hidden + b->kv) * 2 * 2 + (1u << 20);
+        uint64_t P = (uint64_t)b->P, hid = (uint64_t)b->hidden * 2, hmax = (uint64_t)b->N;
+        /* pack (decode + prefill regions), ping-pong, K/V staging, logits,
+         * plus allocation rounding: what alloc_buffers will take. */
+        uint64_t bufs = hid + (uint64_t)(b->N + 1) * 2 + P * hid + P * 4 + P * (hmax + P) * 2 +
+                        2 * P * hid + 2 * P * (uint64_t)b->kv * 2 + (uint64_t)b->vocab * 2 +
+                        (uint64_t)16 * 4096;
         if (slot > per)
             per = slot;
         if (!c->cmm_total)
             continue; /* runtime cannot tell: allocation failures will */
         uint64_t keep = cmm_reserve(c->cmm_total) + bufs;
         uint64_t avail = c->cmm_free > keep ? c->cmm_free - keep : 0;
-        int n = (int)(avail / slot);
+        int n = slot ? (int)(avail / slot) : 0;
         if (n < fit)
             fit = n;
         if (n < 1 || (opts->n_slots > 0 && n < opts->n_slots))

@@ -31,12 +31,18 @@ static const char *const vendor_deps[] = {
 
 struct sym {
     const char *name;
-    size_t off;   /* offset of the function pointer in struct axcl_rt */
+    size_t off; /* offset of the function pointer in struct axcl_rt */
     int required;
 };
 
-#define REQ(field, name) {name, offsetof(struct axcl_rt, field), 1}
-#define OPT(field, name) {name, offsetof(struct axcl_rt, field), 0}
+#define REQ(field, name)                                                                           \
+    {                                                                                              \
+        name, offsetof(struct axcl_rt, field), 1                                                   \
+    }
+#define OPT(field, name)                                                                           \
+    {                                                                                              \
+        name, offsetof(struct axcl_rt, field), 0                                                   \
+    }
 static const struct sym syms[] = {
     REQ(Init, "axclInit"),
     REQ(Finalize, "axclFinalize"),
@@ -76,6 +82,7 @@ static const struct sym syms[] = {
     OPT(SetLogLevel, "axclSetLogLevel"),
     OPT(GetDeviceProperties, "axclrtGetDeviceProperties"),
     OPT(EngineGetUsageFromModelId, "axclrtEngineGetUsageFromModelId"),
+    OPT(EngineGetUsage, "axclrtEngineGetUsage"),
     OPT(EngineGetInputDataType, "axclrtEngineGetInputDataType"),
     OPT(EngineExecuteAsync, "axclrtEngineExecuteAsync"),
     OPT(CreateStream, "axclrtCreateStream"),
@@ -116,18 +123,32 @@ static enum ax_err resolve(struct axcl_rt *rt, char *err)
 
 /* ---- finding the library --------------------------------------------- */
 
+/* Preloads the dependencies with RTLD_GLOBAL. The facts' order comes
+ * first; a library whose own dependency is not loaded yet fails and is
+ * retried on the next pass (releases differ: libaxcl_comm of V3.10 needs
+ * libaxcl_logger, which the facts list after it). */
 static void preload_deps(struct axcl_rt *rt, const char *dir)
 {
-    for (size_t i = 0; i < N_DEPS && rt->n_deps < 8; i++) {
-        char p[1100];
-        /* Already known to the loader (ld cache or loaded): nothing to do. */
-        void *h = dlopen(vendor_deps[i], RTLD_NOW | RTLD_GLOBAL);
-        if (!h) {
-            snprintf(p, sizeof p, "%s/%s", dir, vendor_deps[i]);
-            h = dlopen(p, RTLD_NOW | RTLD_GLOBAL);
+    int done[N_DEPS] = {0};
+    for (int pass = 0; pass < (int)N_DEPS; pass++) {
+        int progress = 0;
+        for (size_t i = 0; i < N_DEPS && rt->n_deps < 8; i++) {
+            if (done[i])
+                continue;
+            char p[1100];
+            /* Known to the loader already (ld cache or loaded): fine. */
+            void *h = dlopen(vendor_deps[i], RTLD_NOW | RTLD_GLOBAL);
+            if (!h) {
+                snprintf(p, sizeof p, "%s/%s", dir, vendor_deps[i]);
+                h = dlopen(p, RTLD_NOW | RTLD_GLOBAL);
+            }
+            if (h) {
+                rt->deps[rt->n_deps++] = h;
+                done[i] = progress = 1;
+            }
         }
-        if (h)
-            rt->deps[rt->n_deps++] = h;
+        if (!progress)
+            break;
     }
 }
 
@@ -160,8 +181,7 @@ enum ax_err axcl_rt_open(struct axcl_rt *rt, char *err)
     const char *env = getenv("AXSERVE_AXCL_LIB");
     if (env && *env) {
         if (!try_open(rt, env, why, sizeof why))
-            return ax_fail(err, AX_ENOTFOUND, "AXSERVE_AXCL_LIB=%s cannot be loaded: %s", env,
-                           why);
+            return ax_fail(err, AX_ENOTFOUND, "AXSERVE_AXCL_LIB=%s cannot be loaded: %s", env, why);
     } else if (!try_open(rt, "libaxcl_rt.so", why, sizeof why) &&
                !try_open(rt, VENDOR_DIR "/libaxcl_rt.so", why, sizeof why)) {
         return ax_fail(err, AX_ENOTFOUND,
@@ -249,11 +269,17 @@ const char *axcl_rt_strerror(axcl_error e)
     if (u == (uint32_t)AXCL_ERR_EXECUTE)
         return "engine execute failed";
     switch ((u >> 8) & 0xff) {
-    case 0x01: return "device error";
-    case 0x02: return "context error";
-    case 0x03: return "stream error";
-    case 0x05: return "memory error";
-    case 0x07: return "engine error";
-    default: return "runtime error";
+    case 0x01:
+        return "device error";
+    case 0x02:
+        return "context error";
+    case 0x03:
+        return "stream error";
+    case 0x05:
+        return "memory error";
+    case 0x07:
+        return "engine error";
+    default:
+        return "runtime error";
     }
 }

@@ -17,32 +17,32 @@
 #include "util/err.h"
 
 /* ---- types (C ABI; enums are 4-byte ints) ---------------------------- */
-typedef int32_t axcl_error;              /* 0 = success */
+typedef int32_t axcl_error; /* 0 = success */
 
 #define AXCL_MAX_DEVICES 256
-struct axcl_devlist {                    /* 1028 bytes */
+struct axcl_devlist { /* 1028 bytes */
     uint32_t num;
-    int32_t devices[AXCL_MAX_DEVICES];   /* PCIe bus numbers */
+    int32_t devices[AXCL_MAX_DEVICES]; /* PCIe bus numbers */
 };
 
-struct axcl_devprops {                   /* 240 bytes */
+struct axcl_devprops { /* 240 bytes */
     char sw_version[64];
     uint64_t uid;
     uint32_t pci_domain, pci_bus_id, pci_device_id;
-    int32_t temperature;                 /* unit undocumented; axcl-smi: millidegrees */
+    int32_t temperature; /* unit undocumented; axcl-smi: millidegrees */
     uint32_t total_mem_kb, free_mem_kb, total_cmm_kb, free_cmm_kb;
-    uint32_t cpu_loading, npu_loading;   /* percent x100 */
+    uint32_t cpu_loading, npu_loading; /* percent x100 */
     uint32_t reserved[32];
 };
 
-struct axcl_iodims {                     /* 132 bytes */
+struct axcl_iodims { /* 132 bytes */
     int32_t dim_count;
     int32_t dims[32];
 };
 
-struct axcl_sys_memstatus {              /* AXCL_SYS_MemQueryStatus; we read 3 fields */
+struct axcl_sys_memstatus { /* AXCL_SYS_MemQueryStatus; we read 3 fields */
     uint32_t total_size, remain_size, block_cnt;
-    uint32_t reserved[64];               /* room for fields we do not use */
+    uint32_t reserved[1024]; /* partition table we do not read (under 1 KiB in V3.10) */
 };
 
 enum { AXCL_MALLOC_HUGE_FIRST = 0, AXCL_MALLOC_HUGE_ONLY = 1, AXCL_MALLOC_NORMAL_ONLY = 2 };
@@ -58,13 +58,13 @@ enum { AXCL_DT_UINT32 = 8, AXCL_DT_BF16 = 14 };
 
 /* ---- the resolved calls ---------------------------------------------- */
 struct axcl_rt {
-    void *lib;                /* dlopen handle of libaxcl_rt (or a drop-in) */
-    void *sys;                /* libaxcl_sys, optional */
-    void *deps[8];            /* preloaded dependencies, in load order */
+    void *lib;     /* dlopen handle of libaxcl_rt (or a drop-in) */
+    void *sys;     /* libaxcl_sys, optional */
+    void *deps[8]; /* preloaded dependencies, in load order */
     int n_deps;
-    char path[1024];          /* what was loaded */
-    int is_emulator;          /* the library says it is the axserve emulator */
-    int initialised;          /* axclInit succeeded */
+    char path[1024]; /* what was loaded */
+    int is_emulator; /* the library says it is the axserve emulator */
+    int initialised; /* axclInit succeeded */
 
     /* required */
     axcl_error (*Init)(const char *config);
@@ -99,7 +99,8 @@ struct axcl_rt {
     axcl_error (*EngineCreateIO)(void *info, void **io);
     axcl_error (*EngineDestroyIO)(void *io);
     axcl_error (*EngineSetInputBufferByIndex)(void *io, uint32_t i, const void *dev, uint64_t size);
-    axcl_error (*EngineSetOutputBufferByIndex)(void *io, uint32_t i, const void *dev, uint64_t size);
+    axcl_error (*EngineSetOutputBufferByIndex)(void *io, uint32_t i, const void *dev,
+                                               uint64_t size);
     axcl_error (*EngineExecute)(uint64_t model, uint64_t ctx, uint32_t group, void *io);
 
     /* optional: NULL when the runtime lacks them */
@@ -107,6 +108,7 @@ struct axcl_rt {
     axcl_error (*SetLogLevel)(int32_t level);
     axcl_error (*GetDeviceProperties)(int32_t id, struct axcl_devprops *props);
     axcl_error (*EngineGetUsageFromModelId)(uint64_t model, int64_t *sys, int64_t *cmm);
+    axcl_error (*EngineGetUsage)(const char *path, int64_t *sys, int64_t *cmm); /* before load */
     axcl_error (*EngineGetInputDataType)(void *info, uint32_t i, int32_t *type);
     axcl_error (*EngineExecuteAsync)(uint64_t model, uint64_t ctx, uint32_t group, void *io,
                                      void *stream);

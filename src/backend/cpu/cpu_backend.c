@@ -9,9 +9,10 @@
 #include "backend/cpu/cpu.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu_int.h"
 #include "util/log.h"
@@ -53,28 +54,45 @@ static void ctx_free(void *vctx)
 struct quant_job {
     const struct model_tensor *src;
     enum kq_type src_type, dst_type;
-    int rows, k;
+    int k;
+    int row0;   /* first row of this slice; items are rows from here */
     uint8_t *dst;
     float *tmp; /* [n_threads][k] */
-    atomic_int next;
 };
 
-static void quant_worker(void *vj, int ith, int nth)
+/* Rows quantised per pool job; the source pages of each slice are dropped
+ * right after it, so at most one slice of the original is resident. */
+#define QUANT_SLICE_BYTES (16u << 20)
+
+static void quant_item(void *vj, int i, int ith)
 {
-    (void)nth;
-    struct quant_job *j = vj;
+    const struct quant_job *j = vj;
     float *tmp = j->tmp + (size_t)ith * j->k;
     size_t sb = kq_row_bytes(j->src_type, j->k), db = kq_row_bytes(j->dst_type, j->k);
-    for (;;) {
-        int r = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (r >= j->rows)
-            return;
-        kern_row_to_f32(j->src_type, (const uint8_t *)j->src->data + (size_t)r * sb, j->k, tmp);
-        if (j->dst_type == KQ_Q8)
-            kern_quant_row_q8(tmp, j->k, j->dst + (size_t)r * db);
-        else
-            kern_quant_row_q4(tmp, j->k, j->dst + (size_t)r * db);
-    }
+    size_t r = (size_t)j->row0 + (size_t)i;
+    kern_row_to_f32(j->src_type, (const uint8_t *)j->src->data + r * sb, j->k, tmp);
+    if (j->dst_type == KQ_Q8)
+        kern_quant_row_q8(tmp, j->k, j->dst + r * db);
+    else
+        kern_quant_row_q4(tmp, j->k, j->dst + r * db);
+}
+
+/* After a tensor has been converted its mapped pages are never read again
+ * (except embedding rows, which fault back in one at a time): drop them
+ * from our resident set so peak RSS is the converted copy, not both. The
+ * mapping is read-only and file-backed, so this loses nothing. */
+static void drop_pages(const void *data, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0)
+        return;
+    /* whole pages inside [data, data + n) */
+    size_t p = (size_t)pg, mis = (uintptr_t)data % p, head = mis ? p - mis : 0;
+    if (n <= head)
+        return;
+    size_t len = (n - head) / p * p;
+    if (len)
+        madvise((void *)((const uint8_t *)data + head), len, MADV_DONTNEED);
 }
 
 static enum ax_err dtype_kq(const struct model_tensor *t, enum kq_type *out, char *err)
@@ -120,8 +138,14 @@ static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const c
             return ax_fail(err, AX_ENOMEM, "out of memory quantising %s (%zu bytes)", name,
                            (size_t)rows * rb);
         }
-        struct quant_job j = {&t, st, quant, rows, k, dst, tmp, 0};
-        pool_run(c->pool, quant_worker, &j);
+        size_t sb = kq_row_bytes(st, k);
+        int slice = (int)(QUANT_SLICE_BYTES / sb) + 1;
+        for (int r0 = 0; r0 < rows; r0 += slice) {
+            int n = rows - r0 < slice ? rows - r0 : slice;
+            struct quant_job j = {&t, st, quant, k, r0, dst, tmp};
+            pool_for(c->pool, n, quant_item, &j);
+            drop_pages((const uint8_t *)t.data + (size_t)r0 * sb, (size_t)n * sb);
+        }
         ax_free(tmp);
         w->type = quant;
         w->data = dst;
@@ -255,7 +279,7 @@ static enum ax_err parse_opts(const struct backend_opts *o, const struct qwen3_c
         *quant = KQ_Q8;
     else if (o->quant && !strcmp(o->quant, "q4"))
         *quant = KQ_Q4;
-    else if (o->quant && strcmp(o->quant, "none") && *o->quant)
+    else if (o->quant && strcmp(o->quant, "none") != 0 && *o->quant)
         return ax_fail(err, AX_EINVAL, "unknown quantisation '%s' (use none, q8 or q4)", o->quant);
     if (!o->kv_type || !strcmp(o->kv_type, "f16"))
         c->kv_f16 = 1;
@@ -393,9 +417,10 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
     return AX_OK;
 }
 
-/* Bytes of weight matrices one decode token reads (for the bench). */
 size_t cpu_backend_weight_bytes(const struct backend *b)
 {
+    if (!b || b->ops != &cpu_ops)
+        return 0;
     const struct cpu_ctx *c = b->ctx;
-    return c && c->magic == CPU_MAGIC ? c->weight_bytes : 0;
+    return c->magic == CPU_MAGIC ? c->weight_bytes : 0;
 }

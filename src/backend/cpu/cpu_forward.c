@@ -9,7 +9,6 @@
  * (batched prefill and continuous batching alike). Calls with more than
  * CPU_MAX_TOKENS tokens are split into passes. Nothing here allocates. */
 #include <math.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_int.h"
@@ -29,33 +28,27 @@ struct mm_part {
 struct mm_job {
     struct mm_part p[3];
     int np;
-    int total;
-    atomic_int next;
+    int total; /* chunks over all parts: the pool's items */
 };
 
-/* Threads claim chunks of rows with an atomic counter, so a thread that
- * loses its core to another process does not hold up the others. */
-static void mm_worker(void *arg, int ith, int nth)
+/* One chunk of rows of one part. Chunks are claimed one by one, so a
+ * thread that loses its core to another process does not hold up the
+ * others. */
+static void mm_item(void *arg, int ci, int ith)
 {
     (void)ith;
-    (void)nth;
-    struct mm_job *j = arg;
-    for (;;) {
-        int ci = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (ci >= j->total)
-            return;
-        int pi = 0;
-        while (ci >= j->p[pi].chunks)
-            ci -= j->p[pi++].chunks;
-        const struct mm_part *p = &j->p[pi];
-        int r0 = ci * p->chunk, r1 = r0 + p->chunk < p->rows ? r0 + p->chunk : p->rows;
-        for (int t0 = 0; t0 < p->a.n; t0 += MM_TILE) {
-            struct kern_mm s = p->a;
-            s.n = p->a.n - t0 < MM_TILE ? p->a.n - t0 : MM_TILE;
-            s.x = (const uint8_t *)p->a.x + (size_t)t0 * p->a.x_stride;
-            s.y = p->a.y + (size_t)t0 * p->a.y_stride;
-            p->fn(&s, r0, r1);
-        }
+    const struct mm_job *j = arg;
+    int pi = 0;
+    while (ci >= j->p[pi].chunks)
+        ci -= j->p[pi++].chunks;
+    const struct mm_part *p = &j->p[pi];
+    int r0 = ci * p->chunk, r1 = r0 + p->chunk < p->rows ? r0 + p->chunk : p->rows;
+    for (int t0 = 0; t0 < p->a.n; t0 += MM_TILE) {
+        struct kern_mm s = p->a;
+        s.n = p->a.n - t0 < MM_TILE ? p->a.n - t0 : MM_TILE;
+        s.x = (const uint8_t *)p->a.x + (size_t)t0 * p->a.x_stride;
+        s.y = p->a.y + (size_t)t0 * p->a.y_stride;
+        p->fn(&s, r0, r1);
     }
 }
 
@@ -86,40 +79,27 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     j->total += p->chunks;
 }
 
-static void mm_run(struct cpu_ctx *c, struct mm_job *j)
-{
-    atomic_store(&j->next, 0);
-    pool_run(c->pool, mm_worker, j);
-}
+static void mm_run(struct cpu_ctx *c, struct mm_job *j) { pool_for(c->pool, j->total, mm_item, j); }
 
 /* ---- parallel loops over rows ------------------------------------------ */
 
 struct row_job {
     struct cpu_ctx *c;
-    int n;
-    atomic_int next;
     void (*fn)(struct cpu_ctx *c, const void *arg, int i, int ith);
     const void *arg;
 };
 
-static void row_worker(void *vj, int ith, int nth)
+static void row_item(void *vj, int i, int ith)
 {
-    (void)nth;
-    struct row_job *j = vj;
-    for (;;) {
-        int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (i >= j->n)
-            return;
-        j->fn(j->c, j->arg, i, ith);
-    }
+    const struct row_job *j = vj;
+    j->fn(j->c, j->arg, i, ith);
 }
 
 static void for_rows(struct cpu_ctx *c, int n, void (*fn)(struct cpu_ctx *, const void *, int, int),
                      const void *arg)
 {
-    struct row_job j = {.c = c, .n = n, .fn = fn, .arg = arg};
-    atomic_store(&j.next, 0);
-    pool_run(c->pool, row_worker, &j);
+    struct row_job j = {c, fn, arg};
+    pool_for(c->pool, n, row_item, &j);
 }
 
 /* ---- per-row steps ----------------------------------------------------- */
@@ -184,12 +164,14 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
     const float *sn = c->rope_sin + (size_t)c->t_pos[t] * (D / 2);
     float *q = c->q + (size_t)t * NH * D, *k = c->k + (size_t)t * KV * D;
     for (int h = 0; h < NH; h++) {
-        kern_rmsnorm(q + h * D, L->q_norm, D, eps, q + h * D);
-        kern_rope(q + h * D, cs, sn, D);
+        float *qh = q + (size_t)h * D;
+        kern_rmsnorm(qh, L->q_norm, D, eps, qh);
+        kern_rope(qh, cs, sn, D);
     }
     for (int h = 0; h < KV; h++) {
-        kern_rmsnorm(k + h * D, L->k_norm, D, eps, k + h * D);
-        kern_rope(k + h * D, cs, sn, D);
+        float *kh = k + (size_t)h * D;
+        kern_rmsnorm(kh, L->k_norm, D, eps, kh);
+        kern_rope(kh, cs, sn, D);
     }
     int layer = (int)(L - c->layers);
     store_kv(c, kv_row(c, c->kcache, c->t_slot[t], layer, c->t_pos[t]), k);
@@ -214,14 +196,14 @@ static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
     const uint8_t *vb = kv_row(c, c->vcache, slot, layer, 0) + off;
     for (int j = 0; j <= pos; j++)
         s[j] = scale * (c->kv_f16 ? c->kt.dot_f16(q, (const uint16_t *)(kb + j * stride), D)
-                                  : c->kt.dot_f32(q, (const float *)(kb + j * stride), D));
+                                  : c->kt.dot_f32(q, (const float *)(const void *)(kb + j * stride), D));
     kern_softmax(s, pos + 1);
     memset(out, 0, (size_t)D * sizeof(float));
     for (int j = 0; j <= pos; j++) {
         if (c->kv_f16)
             c->kt.axpy_f16(s[j], (const uint16_t *)(vb + j * stride), out, D);
         else
-            c->kt.axpy_f32(s[j], (const float *)(vb + j * stride), out, D);
+            c->kt.axpy_f32(s[j], (const float *)(const void *)(vb + j * stride), out, D);
     }
 }
 

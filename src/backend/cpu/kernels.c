@@ -118,9 +118,9 @@ static const uint8_t *x_row(const struct kern_mm *a, int t)
 void kern_mm_ref_f32(const struct kern_mm *a, int r0, int r1)
 {
     for (int r = r0; r < r1; r++) {
-        const float *w = (const float *)w_row(a, r);
+        const float *w = (const float *)(const void *)w_row(a, r);
         for (int t = 0; t < a->n; t++) {
-            const float *x = (const float *)x_row(a, t);
+            const float *x = (const float *)(const void *)x_row(a, t);
             float s = 0;
             for (int i = 0; i < a->k; i++)
                 s += w[i] * x[i];
@@ -134,7 +134,7 @@ void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1)
     for (int r = r0; r < r1; r++) {
         const uint16_t *w = (const uint16_t *)w_row(a, r);
         for (int t = 0; t < a->n; t++) {
-            const float *x = (const float *)x_row(a, t);
+            const float *x = (const float *)(const void *)x_row(a, t);
             float s = 0;
             for (int i = 0; i < a->k; i++)
                 s += kern_bf16_to_f32(w[i]) * x[i];
@@ -148,7 +148,7 @@ void kern_mm_ref_f16(const struct kern_mm *a, int r0, int r1)
     for (int r = r0; r < r1; r++) {
         const uint16_t *w = (const uint16_t *)w_row(a, r);
         for (int t = 0; t < a->n; t++) {
-            const float *x = (const float *)x_row(a, t);
+            const float *x = (const float *)(const void *)x_row(a, t);
             float s = 0;
             for (int i = 0; i < a->k; i++)
                 s += kern_f16_to_f32(w[i]) * x[i];
@@ -165,7 +165,7 @@ void kern_mm_ref_q8(const struct kern_mm *a, int r0, int r1)
         const uint16_t *wd = (const uint16_t *)w_row(a, r);
         const int8_t *wq = (const int8_t *)(wd + nb);
         for (int t = 0; t < a->n; t++) {
-            const float *xd = (const float *)x_row(a, t);
+            const float *xd = (const float *)(const void *)x_row(a, t);
             const int8_t *xq = (const int8_t *)(xd + nb);
             float s = 0;
             for (int b = 0; b < nb; b++) {
@@ -186,12 +186,12 @@ void kern_mm_ref_q4(const struct kern_mm *a, int r0, int r1)
         const uint16_t *wd = (const uint16_t *)w_row(a, r);
         const uint8_t *wp = (const uint8_t *)(wd + nb);
         for (int t = 0; t < a->n; t++) {
-            const float *xd = (const float *)x_row(a, t);
+            const float *xd = (const float *)(const void *)x_row(a, t);
             const int8_t *xq = (const int8_t *)(xd + nb);
             float s = 0;
             for (int b = 0; b < nb; b++) {
-                const uint8_t *p = wp + b * 16;
-                const int8_t *q = xq + b * KQ_BLOCK;
+                const uint8_t *p = wp + (size_t)b * 16;
+                const int8_t *q = xq + (size_t)b * KQ_BLOCK;
                 int32_t is = 0;
                 for (int j = 0; j < 16; j++) {
                     is += ((p[j] & 0xf) - 8) * q[j];
@@ -219,10 +219,10 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
 void kern_quant_act_ref(const float *x, int k, uint8_t *out)
 {
     int nb = k / KQ_BLOCK;
-    float *d = (float *)out;
+    float *d = (float *)(void *)out;
     int8_t *q = (int8_t *)(d + nb);
     for (int b = 0; b < nb; b++) {
-        const float *xb = x + b * KQ_BLOCK;
+        const float *xb = x + (size_t)b * KQ_BLOCK;
         float amax = block_amax(xb);
         d[b] = amax / 127.0f;
         float id = amax > 0 ? 127.0f / amax : 0.0f;
@@ -239,7 +239,7 @@ void kern_quant_row_q8(const float *x, int k, uint8_t *out)
     uint16_t *d = (uint16_t *)out;
     int8_t *q = (int8_t *)(d + nb);
     for (int b = 0; b < nb; b++) {
-        const float *xb = x + b * KQ_BLOCK;
+        const float *xb = x + (size_t)b * KQ_BLOCK;
         d[b] = kern_f32_to_f16(block_amax(xb) / 127.0f);
         float ds = kern_f16_to_f32(d[b]);
         float id = ds > 0 ? 1.0f / ds : 0.0f;
@@ -256,7 +256,7 @@ void kern_quant_row_q4(const float *x, int k, uint8_t *out)
     uint16_t *d = (uint16_t *)out;
     uint8_t *p = (uint8_t *)(d + nb);
     for (int b = 0; b < nb; b++) {
-        const float *xb = x + b * KQ_BLOCK;
+        const float *xb = x + (size_t)b * KQ_BLOCK;
         float mx = 0;
         for (int j = 0; j < KQ_BLOCK; j++)
             if (fabsf(xb[j]) > fabsf(mx))
@@ -292,7 +292,7 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
         return;
     case KQ_Q4:
         for (int b = 0; b < nb; b++) {
-            const uint8_t *p = (const uint8_t *)(h + nb) + b * 16;
+            const uint8_t *p = (const uint8_t *)(h + nb) + (size_t)b * 16;
             float d = kern_f16_to_f32(h[b]);
             for (int j = 0; j < 16; j++) {
                 out[b * KQ_BLOCK + j] = d * (float)((p[j] & 0xf) - 8);

@@ -28,7 +28,7 @@ enum wt { W_F32, W_BF16, W_F16 };
 AI float32x4_t load4(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return vld1q_f32((const float *)row + i);
+    case W_F32: return vld1q_f32((const float *)(const void *)row + i);
     case W_BF16:
         return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)row + i), 16));
     case W_F16:
@@ -40,7 +40,7 @@ AI float32x4_t load4(enum wt wt, const uint8_t *row, int i)
 AI float load1(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return ((const float *)row)[i];
+    case W_F32: return ((const float *)(const void *)row)[i];
     case W_BF16: {
         uint32_t u = (uint32_t)((const uint16_t *)row)[i] << 16;
         float f;
@@ -66,7 +66,7 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
     }
 #pragma GCC unroll 4
     for (int j = 0; j < T; j++)
-        x[j] = (const float *)xrow(a, t + j);
+        x[j] = (const float *)(const void *)xrow(a, t + j);
     int k4 = a->k & ~3;
     for (int e = 0; e < k4; e += 4) {
         float32x4_t xv[4];
@@ -98,6 +98,16 @@ AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
     if (a->n == 1)
         for (; r + 4 <= r1; r += 4)
             ftile(a, wt, r, 0, 4, 1);
+    /* prefill: 4 rows x 4 tokens per tile, so each activation load
+     * serves 4 weight rows (fewer loads per FMA) */
+    if (a->n >= 4)
+        for (; r + 4 <= r1; r += 4) {
+            int t = 0;
+            for (; t + 4 <= a->n; t += 4)
+                ftile(a, wt, r, t, 4, 4);
+            for (; t < a->n; t++)
+                ftile(a, wt, r, t, 4, 1);
+        }
     for (; r < r1; r++) {
         int t = 0;
         for (; t + 4 <= a->n; t += 4)
@@ -158,7 +168,7 @@ AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
     }
 #pragma GCC unroll 4
     for (int j = 0; j < T; j++) {
-        xd[j] = (const float *)xrow(a, t + j);
+        xd[j] = (const float *)(const void *)xrow(a, t + j);
         xq[j] = (const int8_t *)(xd[j] + nb);
     }
     for (int b = 0; b < nb; b++) {
@@ -208,7 +218,7 @@ static void mm_q4(const struct kern_mm *a, int r0, int r1) { qmm(a, 1, r0, r1); 
 static void quant_act(const float *x, int k, uint8_t *out)
 {
     int nb = k / 32;
-    float *d = (float *)out;
+    float *d = (float *)(void *)out;
     int8_t *q = (int8_t *)(d + nb);
     for (int b = 0; b < nb; b++) {
         float32x4_t v[8], m = vdupq_n_f32(0);

@@ -14,6 +14,7 @@
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
+#define PF_AHEAD 1024 /* bytes ahead of the current weight load */
 
 AI float hsum(__m256 v)
 {
@@ -36,7 +37,7 @@ enum wt { W_F32, W_BF16, W_F16 };
 AI __m256 load8(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return _mm256_loadu_ps((const float *)row + i);
+    case W_F32: return _mm256_loadu_ps((const float *)(const void *)row + i);
     case W_BF16: {
         __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -51,7 +52,7 @@ AI float load1(enum wt wt, const uint8_t *row, int i)
 {
     uint16_t h;
     switch (wt) {
-    case W_F32: return ((const float *)row)[i];
+    case W_F32: return ((const float *)(const void *)row)[i];
     case W_BF16: {
         uint32_t u = (uint32_t)((const uint16_t *)row)[i] << 16;
         float f;
@@ -77,7 +78,7 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
     }
 #pragma GCC unroll 4
     for (int j = 0; j < T; j++)
-        x[j] = (const float *)xrow(a, t + j);
+        x[j] = (const float *)(const void *)xrow(a, t + j);
     int k8 = a->k & ~7;
     for (int e = 0; e < k8; e += 8) {
         __m256 xv[4];
@@ -86,6 +87,9 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
             xv[j] = _mm256_loadu_ps(x[j] + e);
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
+            if (T == 1) /* decode streams rows: fetch across 4 KiB pages early */
+                _mm_prefetch((const char *)w[i] + (wt == W_F32 ? 4 : 2) * (size_t)e + PF_AHEAD,
+                             _MM_HINT_T0);
             __m256 wv = load8(wt, w[i], e);
 #pragma GCC unroll 4
             for (int j = 0; j < T; j++)
@@ -109,6 +113,16 @@ AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
     if (a->n == 1)
         for (; r + 4 <= r1; r += 4)
             ftile(a, wt, r, 0, 4, 1);
+    /* prefill: 2 rows x 4 tokens per tile, so each activation load
+     * serves 2 weight rows (fewer loads per FMA) */
+    if (a->n >= 4)
+        for (; r + 2 <= r1; r += 2) {
+            int t = 0;
+            for (; t + 4 <= a->n; t += 4)
+                ftile(a, wt, r, t, 2, 4);
+            for (; t < a->n; t++)
+                ftile(a, wt, r, t, 2, 1);
+        }
     for (; r < r1; r++) {
         int t = 0;
         for (; t + 4 <= a->n; t += 4)
@@ -159,7 +173,7 @@ AI void qtile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
     }
 #pragma GCC unroll 4
     for (int j = 0; j < T; j++) {
-        xd[j] = (const float *)xrow(a, t + j);
+        xd[j] = (const float *)(const void *)xrow(a, t + j);
         xq[j] = (const int8_t *)(xd[j] + nb);
     }
     for (int b = 0; b < nb; b++) {
@@ -208,7 +222,7 @@ static void mm_q4(const struct kern_mm *a, int r0, int r1) { qmm(a, 1, r0, r1); 
 static void quant_act(const float *x, int k, uint8_t *out)
 {
     int nb = k / 32;
-    float *d = (float *)out;
+    float *d = (float *)(void *)out;
     int8_t *q = (int8_t *)(d + nb);
     const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int b = 0; b < nb; b++) {

@@ -9,13 +9,14 @@
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
+#define PF_AHEAD 1024 /* bytes ahead of the current weight load */
 
 enum wt { W_F32, W_BF16, W_F16 };
 
 AI __m512 load16(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return _mm512_loadu_ps((const float *)row + i);
+    case W_F32: return _mm512_loadu_ps((const float *)(const void *)row + i);
     case W_BF16: {
         __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i));
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -29,7 +30,7 @@ AI __m512 load16(enum wt wt, const uint8_t *row, int i)
 AI float load1(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return ((const float *)row)[i];
+    case W_F32: return ((const float *)(const void *)row)[i];
     case W_BF16: {
         uint32_t u = (uint32_t)((const uint16_t *)row)[i] << 16;
         float f;
@@ -55,7 +56,7 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
     }
 #pragma GCC unroll 4
     for (int j = 0; j < T; j++)
-        x[j] = (const float *)((const uint8_t *)a->x + (size_t)(t + j) * a->x_stride);
+        x[j] = (const float *)(const void *)((const uint8_t *)a->x + (size_t)(t + j) * a->x_stride);
     int k16 = a->k & ~15;
     for (int e = 0; e < k16; e += 16) {
         __m512 xv[4];
@@ -64,6 +65,9 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
             xv[j] = _mm512_loadu_ps(x[j] + e);
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
+            if (T == 1) /* decode streams rows: fetch across 4 KiB pages early */
+                _mm_prefetch((const char *)w[i] + (wt == W_F32 ? 4 : 2) * (size_t)e + PF_AHEAD,
+                             _MM_HINT_T0);
             __m512 wv = load16(wt, w[i], e);
 #pragma GCC unroll 4
             for (int j = 0; j < T; j++)
@@ -87,6 +91,16 @@ AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
     if (a->n == 1)
         for (; r + 4 <= r1; r += 4)
             ftile(a, wt, r, 0, 4, 1);
+    /* prefill: 4 rows x 4 tokens per tile, so each activation load
+     * serves 4 weight rows (fewer loads per FMA) */
+    if (a->n >= 4)
+        for (; r + 4 <= r1; r += 4) {
+            int t = 0;
+            for (; t + 4 <= a->n; t += 4)
+                ftile(a, wt, r, t, 4, 4);
+            for (; t < a->n; t++)
+                ftile(a, wt, r, t, 4, 1);
+        }
     for (; r < r1; r++) {
         int t = 0;
         for (; t + 4 <= a->n; t += 4)
