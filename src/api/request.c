@@ -499,8 +499,8 @@ static enum ax_err parse_stop(json_t *root, struct gen_request *g, struct api_er
     if (!s || json_is_null(s))
         return AX_OK;
     if (json_is_string(s)) {
-        if (json_string_length(s) == 0)
-            return BAD(e, "stop", "'stop' must not be an empty string");
+        if (json_string_length(s) == 0 || json_string_length(s) > ENG_MAX_STOP_LEN)
+            return BAD(e, "stop", "'stop' must be 1 to %d bytes long", ENG_MAX_STOP_LEN);
         g->stop[g->n_stop++] = json_string_value(s);
         return AX_OK;
     }
@@ -512,8 +512,10 @@ static enum ax_err parse_stop(json_t *root, struct gen_request *g, struct api_er
     size_t i;
     json_t *v;
     json_array_foreach(s, i, v) {
-        if (!json_is_string(v) || json_string_length(v) == 0)
-            return BAD(e, "stop", "stop[%zu] must be a non-empty string", i);
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > ENG_MAX_STOP_LEN)
+            return BAD(e, "stop", "stop[%zu] must be a string of 1 to %d bytes", i,
+                       ENG_MAX_STOP_LEN);
         g->stop[g->n_stop++] = json_string_value(v);
     }
     return AX_OK;

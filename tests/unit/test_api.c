@@ -306,6 +306,16 @@ static void field_errors(void **state)
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":5}", "stop");
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":\"\"}", "stop");
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":[\"a\",1]}", "stop");
+    {
+        char body[2048];
+        char longstop[ENG_MAX_STOP_LEN + 2];
+        memset(longstop, 'x', sizeof longstop - 1);
+        longstop[sizeof longstop - 1] = '\0';
+        snprintf(body, sizeof body, "{" CHAT_MSG ",\"stop\":[\"%s\"]}", longstop);
+        expect_bad(API_CHAT, body, "stop");
+        snprintf(body, sizeof body, "{" CHAT_MSG ",\"stop\":\"%s\"}", longstop);
+        expect_bad(API_CHAT, body, "stop");
+    }
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}",
                "stop");
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"logprobs\":1}", "logprobs");
