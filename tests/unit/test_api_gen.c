@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 /* A job as job_new leaves it after a successful submit, minus the engine. */
@@ -274,6 +275,37 @@ static void engine_error_in_stream(void **state)
     job_free(j);
 }
 
+/* A template that raises (as real templates do for unsupported message
+ * orders) is the client's problem: 400 naming messages, not a 500. */
+static void template_error_is_400(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/axserve-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char tpl[] =
+        "{\"chat_template\": \"{{ raise_exception('only one conversation shape is supported') }}\"}";
+    assert_int_equal(write(fd, tpl, sizeof tpl - 1), (ssize_t)(sizeof tpl - 1));
+    close(fd);
+    struct chat_template *ct = NULL;
+    char err[AX_ERRLEN];
+    assert_int_equal(chat_template_load(path, &ct, err), AX_OK);
+    unlink(path);
+    struct api_server s = {.model_id = "m", .tmpl = ct};
+    struct job *j = fake_job(&s, 0, 0, 0, 0);
+    static const char body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    struct api_error e;
+    assert_int_equal(api_parse_request(API_CHAT, body, sizeof body - 1, NULL, &j->req, &e), AX_OK);
+    enum ax_err rc = render(j, &e);
+    if (e.status != 400)
+        fail_msg("render: %s (%s)", ax_strerror(rc), e.message);
+    assert_int_not_equal(rc, AX_OK);
+    assert_string_equal(e.param, "messages");
+    assert_non_null(strstr(e.message, "only one conversation shape"));
+    job_free(j);
+    chat_template_free(ct);
+}
+
 int main(void)
 {
     json_set_alloc_funcs(ax_malloc, ax_free);
@@ -283,6 +315,7 @@ int main(void)
         cmocka_unit_test(tools_off_is_content),
         cmocka_unit_test(prompt_opened_think),
         cmocka_unit_test(engine_error_in_stream),
+        cmocka_unit_test(template_error_is_400),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
