@@ -40,10 +40,10 @@ struct gen_defaults;
 
 /* An error as the client sees it: {"error":{message,type,param,code}}. */
 struct api_error {
-    int status;          /* HTTP status */
-    const char *type;    /* "invalid_request_error", ... (static) */
-    const char *code;    /* static string or NULL */
-    char param[96];      /* field path; "" = null */
+    int status;       /* HTTP status */
+    const char *type; /* "invalid_request_error", ... (static) */
+    const char *code; /* static string or NULL */
+    char param[96];   /* field path; "" = null */
     char message[AX_ERRLEN];
     long n_prompt_tokens; /* exceed_context_size_error only, else < 0 */
     long n_ctx;
@@ -53,25 +53,25 @@ enum api_kind { API_CHAT = 1, API_COMPLETION = 2 };
 enum api_tools { API_TOOLS_AUTO = 0, API_TOOLS_NONE, API_TOOLS_REQUIRED, API_TOOLS_NAMED };
 
 struct api_request {
-    enum api_kind kind;  /* API_CHAT also for a `messages` body on /v1/completions */
-    json_t *root;        /* the parsed body (owned) */
-    json_t *chat;        /* API_CHAT: {messages, tools?, chat_template_kwargs,
-                          * add_generation_prompt} for the template (owned) */
-    const char *model;   /* borrowed from root; NULL if absent */
+    enum api_kind kind; /* API_CHAT also for a `messages` body on /v1/completions */
+    json_t *root;       /* the parsed body (owned) */
+    json_t *chat;       /* API_CHAT: {messages, tools?, chat_template_kwargs,
+                         * add_generation_prompt} for the template (owned) */
+    const char *model;  /* borrowed from root; NULL if absent */
     int stream;
-    int include_usage;   /* stream_options.include_usage */
-    int thinking;        /* 0 if disabled by enable_thinking:false or reasoning_effort:"none" */
+    int include_usage; /* stream_options.include_usage */
+    int thinking;      /* 0 if disabled by enable_thinking:false or reasoning_effort:"none" */
     enum api_tools tools;
-    int parse_tools;     /* tools present and tool_choice != none */
-    int json_output;     /* response_format json_object / json_schema */
-    int logprobs;        /* chat: logprobs:true; completions: logprobs given */
-    int cache_prompt;    /* llama.cpp's switch, default 1 (informational) */
+    int parse_tools;  /* tools present and tool_choice != none */
+    int json_output;  /* response_format json_object / json_schema */
+    int logprobs;     /* chat: logprobs:true; completions: logprobs given */
+    int cache_prompt; /* llama.cpp's switch, default 1 (informational) */
     /* API_COMPLETION: exactly one of text / ids. */
     const char *prompt_text; /* borrowed from root */
     size_t prompt_len;
-    int32_t *prompt_ids;     /* owned */
+    int32_t *prompt_ids; /* owned */
     size_t n_prompt_ids;
-    struct gen_request gen;  /* stop strings borrowed from root; prompt unset for chat */
+    struct gen_request gen; /* stop strings borrowed from root; prompt unset for chat */
 };
 
 /* Parses and validates body for the endpoint kind. On failure fills e
@@ -88,8 +88,7 @@ void api_request_free(struct api_request *r);
 /* Fills e; returns code so callers can `return api_fail(...)`. param may be
  * NULL. */
 enum ax_err api_fail(struct api_error *e, enum ax_err code, int status, const char *type,
-                     const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+                     const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Maps an engine/template error code to a status and type. */
 void api_error_from(struct api_error *e, enum ax_err code, const char *message);
 /* Serializes e; caller frees with ax_free... via free() of jansson: use
@@ -112,16 +111,16 @@ struct api_usage {
 
 /* What one generation produced, for a final (non-stream) response. */
 struct api_result {
-    const char *id;         /* "chatcmpl-..." / "cmpl-..." */
+    const char *id; /* "chatcmpl-..." / "cmpl-..." */
     long created;
     const char *model;
-    const char *content;    /* NULL or text */
+    const char *content; /* NULL or text */
     size_t content_len;
-    const char *reasoning;  /* NULL = no reasoning_content field */
+    const char *reasoning; /* NULL = no reasoning_content field */
     size_t reasoning_len;
-    json_t *tool_calls;     /* borrowed array or NULL */
-    json_t *logprobs;       /* borrowed; NULL = null */
-    const char *finish;     /* "stop" / "length" / "tool_calls" */
+    json_t *tool_calls; /* borrowed array or NULL */
+    json_t *logprobs;   /* borrowed; NULL = null */
+    const char *finish; /* "stop" / "length" / "tool_calls" */
     struct api_usage usage;
 };
 

@@ -24,8 +24,8 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-#define POLL_MS 100           /* disconnect / shutdown check period */
-#define PING_S 10.0           /* SSE keep-alive comment after this much silence */
+#define POLL_MS 100            /* disconnect / shutdown check period */
+#define PING_S 10.0            /* SSE keep-alive comment after this much silence */
 #define MAX_OUTPUT (64u << 20) /* generated text ceiling per request */
 #define MAX_SSE (8u << 20)     /* bytes queued for the client at once */
 #define MAX_PROMPT (32u << 20) /* rendered template ceiling */
@@ -39,7 +39,7 @@ struct job {
     struct chat_parser *parser;
     char id[48];
     long created;
-    int chat;   /* chat-shaped response */
+    int chat; /* chat-shaped response */
     int stream;
     /* progress */
     int done, cancel_sent, shutdown, gone, tail_written, recorded;
@@ -114,8 +114,7 @@ static void stream_delta(struct job *j, json_t *delta)
         set_fail(j, AX_ENOMEM, "out of memory while streaming");
         return;
     }
-    sse_json(j, api_chat_chunk(j->id, j->created, j->s->model_id, delta, NULL,
-                               take_pending_lp(j)));
+    sse_json(j, api_chat_chunk(j->id, j->created, j->s->model_id, delta, NULL, take_pending_lp(j)));
 }
 
 /* ---- outputs ------------------------------------------------------------ */
@@ -157,17 +156,16 @@ static void emit_call(struct job *j, const struct chat_event *ev)
         else
             api_make_id(id, sizeof id, "call_");
         idx = json_array_size(j->calls);
-        json_t *c = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "function",
-                              "function", "name", ev->name ? ev->name : "", "arguments", "");
+        json_t *c = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "function", "function",
+                              "name", ev->name ? ev->name : "", "arguments", "");
         if (!c || json_array_append_new(j->calls, c)) {
             set_fail(j, AX_ENOMEM, "out of memory");
             return;
         }
         if (j->stream)
-            stream_delta(j, json_pack("{s:[{s:i, s:s, s:s, s:{s:s, s:s}}]}", "tool_calls",
-                                      "index", (int)idx, "id", id, "type", "function",
-                                      "function", "name", ev->name ? ev->name : "",
-                                      "arguments", ""));
+            stream_delta(j, json_pack("{s:[{s:i, s:s, s:s, s:{s:s, s:s}}]}", "tool_calls", "index",
+                                      (int)idx, "id", id, "type", "function", "function", "name",
+                                      ev->name ? ev->name : "", "arguments", ""));
     } else {
         idx = json_array_size(j->calls) - 1;
     }
@@ -233,14 +231,12 @@ static json_t *chat_lp_entry(const struct tok *t, const struct eng_event *ev)
     for (int i = 0; tops && i < ev->n_top; i++) {
         size_t tn = 0;
         const char *tb = tok_bytes(t, ev->top[i].id, &tn);
-        json_array_append_new(tops, json_pack("{s:o, s:f, s:o}", "token",
-                                              token_str(t, ev->top[i].id), "logprob",
-                                              (double)ev->top[i].logprob, "bytes",
-                                              bytes_array(tb, tb ? tn : 0)));
+        json_array_append_new(
+            tops, json_pack("{s:o, s:f, s:o}", "token", token_str(t, ev->top[i].id), "logprob",
+                            (double)ev->top[i].logprob, "bytes", bytes_array(tb, tb ? tn : 0)));
     }
     return json_pack("{s:o, s:f, s:o, s:o}", "token", token_str(t, ev->token), "logprob",
-                     (double)ev->logprob, "bytes", bytes_array(b, b ? n : 0), "top_logprobs",
-                     tops);
+                     (double)ev->logprob, "bytes", bytes_array(b, b ? n : 0), "top_logprobs", tops);
 }
 
 static json_t *legacy_new(void)
@@ -358,8 +354,7 @@ static int pump(struct job *j, int timeout_ms)
         j->done = 1;
         j->finish = ENG_FINISH_ERROR;
         j->eng_code = rc;
-        snprintf(j->eng_msg, sizeof j->eng_msg, "engine event queue failed: %s",
-                 ax_strerror(rc));
+        snprintf(j->eng_msg, sizeof j->eng_msg, "engine event queue failed: %s", ax_strerror(rc));
         return 1;
     }
     if (j->ev.kind == ENG_EV_TOKEN) {
@@ -384,8 +379,8 @@ static int pump(struct job *j, int timeout_ms)
 static int content_is_json(const struct job *j)
 {
     json_error_t je;
-    json_t *v = json_loadb(j->content.data ? j->content.data : "", j->content.len,
-                           JSON_DECODE_ANY, &je);
+    json_t *v =
+        json_loadb(j->content.data ? j->content.data : "", j->content.len, JSON_DECODE_ANY, &je);
     int ok = v != NULL;
     json_decref(v);
     return ok;
@@ -432,11 +427,11 @@ static void write_tail(struct job *j)
     } else {
         json_t *lp = take_pending_lp(j);
         if (j->chat)
-            sse_json(j, api_chat_chunk(j->id, j->created, j->s->model_id, NULL, finish_name(j),
-                                       lp));
+            sse_json(j,
+                     api_chat_chunk(j->id, j->created, j->s->model_id, NULL, finish_name(j), lp));
         else
-            sse_json(j, api_text_chunk(j->id, j->created, j->s->model_id, "", 0,
-                                       finish_name(j), lp));
+            sse_json(j,
+                     api_text_chunk(j->id, j->created, j->s->model_id, "", 0, finish_name(j), lp));
         if (j->req.include_usage)
             sse_json(j, api_usage_chunk(j->id, j->created, j->s->model_id, j->chat, &j->usage));
     }
@@ -449,11 +444,16 @@ static struct http_response *final_response(struct job *j)
     struct api_error e;
     if (outcome_error(j, &e))
         return api_error_response(&e);
-    struct api_result r = {.id = j->id, .created = j->created, .model = j->s->model_id,
+    struct api_result r = {.id = j->id,
+                           .created = j->created,
+                           .model = j->s->model_id,
                            .content = j->content.data ? j->content.data : "",
-                           .content_len = j->content.len, .reasoning = j->reasoning.data,
-                           .reasoning_len = j->reasoning.len, .tool_calls = j->calls,
-                           .logprobs = j->req.logprobs ? j->lp : NULL, .finish = finish_name(j),
+                           .content_len = j->content.len,
+                           .reasoning = j->reasoning.data,
+                           .reasoning_len = j->reasoning.len,
+                           .tool_calls = j->calls,
+                           .logprobs = j->req.logprobs ? j->lp : NULL,
+                           .finish = finish_name(j),
                            .usage = j->usage};
     return api_json_response(200, j->chat ? api_chat_completion(&r) : api_text_completion(&r));
 }
@@ -469,12 +469,12 @@ static void record(struct job *j)
     double tps = -1;
     if (j->usage.completion >= 2 && j->t_last > j->t_first)
         tps = (double)(j->usage.completion - 1) / (j->t_last - j->t_first);
-    api_metrics_gen_end(&j->s->m, j->done ? j->finish : ENG_FINISH_CANCEL,
-                        (int)j->usage.completion, ttft, tps, j->gone);
+    api_metrics_gen_end(&j->s->m, j->done ? j->finish : ENG_FINISH_CANCEL, (int)j->usage.completion,
+                        ttft, tps, j->gone);
     ax_info("%s%s: prompt=%ld cached=%ld completion=%ld finish=%s ttft=%.1fms %.1f tok/s%s",
             j->chat ? "chat" : "completion", j->stream ? " stream" : "", j->usage.prompt,
             j->usage.cached, j->usage.completion,
-            j->finish == ENG_FINISH_CANCEL ? "cancel"
+            j->finish == ENG_FINISH_CANCEL  ? "cancel"
             : j->finish == ENG_FINISH_ERROR ? "error"
                                             : finish_name(j),
             ttft * 1e3, tps > 0 ? tps : 0.0, j->gone ? " (client left)" : "");
@@ -690,8 +690,7 @@ struct http_response *api_apply_template(struct api_server *s, struct http_reque
     struct http_response *r =
         rc ? api_error_response(&e)
            : api_json_response(200, json_pack("{s:o}", "prompt",
-                                              api_lossy_string(j->prompt.data ? j->prompt.data
-                                                                              : "",
+                                              api_lossy_string(j->prompt.data ? j->prompt.data : "",
                                                                j->prompt.len)));
     job_free(j);
     return r;

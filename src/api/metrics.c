@@ -11,7 +11,8 @@
 
 static const double ttft_le[API_TTFT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                  0.5,   1,    2.5,   5,    10,  30};
-static const double tps_le[API_TPS_BUCKETS] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+static const double tps_le[API_TPS_BUCKETS] = {1,   2,   5,   10,   20,   50,
+                                               100, 200, 500, 1000, 2000, 5000};
 
 void api_metrics_init(struct api_metrics *m)
 {
@@ -23,7 +24,10 @@ void api_metrics_init(struct api_metrics *m)
     m->tps.n = API_TPS_BUCKETS;
 }
 
-void api_metrics_free(struct api_metrics *m) { pthread_mutex_destroy(&m->mu); }
+void api_metrics_free(struct api_metrics *m)
+{
+    pthread_mutex_destroy(&m->mu);
+}
 
 static void hist_add(struct api_hist *h, double v)
 {
@@ -84,8 +88,7 @@ static void hist_print(struct ax_buf *b, const char *name, const char *help,
                   name, h->sum, name, h->total);
 }
 
-static void metric(struct ax_buf *b, const char *name, const char *type, const char *help,
-                   long v)
+static void metric(struct ax_buf *b, const char *name, const char *type, const char *help, long v)
 {
     ax_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %ld\n", name, help, name, type, name, v);
 }
@@ -112,11 +115,12 @@ struct http_response *api_metrics_response(struct api_server *s, struct http_req
     for (int i = 1; i < 5; i++)
         ax_buf_printf(&b, "axserve_requests_finished_total{reason=\"%s\"} %ld\n", fin[i],
                       m->gen_finished[i]);
-    ax_buf_printf(&b, "# HELP axserve_requests_rejected_total requests refused before generation\n"
-                      "# TYPE axserve_requests_rejected_total counter\n"
-                      "axserve_requests_rejected_total{reason=\"busy\"} %ld\n"
-                      "axserve_requests_rejected_total{reason=\"context\"} %ld\n"
-                      "axserve_requests_rejected_total{reason=\"invalid\"} %ld\n",
+    ax_buf_printf(&b,
+                  "# HELP axserve_requests_rejected_total requests refused before generation\n"
+                  "# TYPE axserve_requests_rejected_total counter\n"
+                  "axserve_requests_rejected_total{reason=\"busy\"} %ld\n"
+                  "axserve_requests_rejected_total{reason=\"context\"} %ld\n"
+                  "axserve_requests_rejected_total{reason=\"invalid\"} %ld\n",
                   m->rejected_busy, m->rejected_context, m->rejected_invalid);
     metric(&b, "axserve_requests_total", "counter", "generations completed or cancelled",
            m->gen_started);
@@ -144,10 +148,8 @@ struct http_response *api_metrics_response(struct api_server *s, struct http_req
            st.requests_cancelled);
     metric(&b, "axserve_engine_failed_total", "counter", "engine requests ended by an error",
            st.requests_failed);
-    metric(&b, "axserve_forward_calls_total", "counter", "backend forward calls",
-           st.forward_calls);
-    metric(&b, "axserve_queue_max", "gauge", "requests waiting + running before 503",
-           st.queue_max);
+    metric(&b, "axserve_forward_calls_total", "counter", "backend forward calls", st.forward_calls);
+    metric(&b, "axserve_queue_max", "gauge", "requests waiting + running before 503", st.queue_max);
     metric(&b, "axserve_kv_slots_cached", "gauge", "KV slots holding reusable tokens",
            st.slots_cached);
     metric(&b, "axserve_kv_slots_total", "gauge", "KV cache slots", st.slots_total);

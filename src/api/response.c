@@ -51,11 +51,16 @@ static const char *type_for(int status)
     switch (status) {
     case 400:
     case 405:
-    case 413: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 404: return "not_found_error";
-    case 503: return "unavailable_error";
-    default: return "server_error";
+    case 413:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 404:
+        return "not_found_error";
+    case 503:
+        return "unavailable_error";
+    default:
+        return "server_error";
     }
 }
 
@@ -69,15 +74,25 @@ void api_error_from(struct api_error *e, enum ax_err code, const char *message)
     case AX_ERANGE:
     case AX_ETEMPLATE:
     case AX_ECONTEXT:
-    case AX_EUNSUPPORTED: status = 400; break;
-    case AX_ETOOBIG: status = 413; break;
+    case AX_EUNSUPPORTED:
+        status = 400;
+        break;
+    case AX_ETOOBIG:
+        status = 413;
+        break;
     case AX_EBUSY:
-    case AX_ESHUTDOWN: status = 503; break;
-    case AX_ENOTFOUND: status = 404; break;
-    default: status = 500; break;
+    case AX_ESHUTDOWN:
+        status = 503;
+        break;
+    case AX_ENOTFOUND:
+        status = 404;
+        break;
+    default:
+        status = 500;
+        break;
     }
-    api_fail(e, code, status, type_for(status), NULL, "%s", message && *message ? message
-                                                                                 : ax_strerror(code));
+    api_fail(e, code, status, type_for(status), NULL, "%s",
+             message && *message ? message : ax_strerror(code));
 }
 
 json_t *api_error_json(const struct api_error *e)
@@ -106,8 +121,10 @@ void api_make_id(char *out, size_t n, const char *prefix)
     if (got != (ssize_t)sizeof rnd) {
         /* Uniqueness only matters to clients that key on it. */
         static unsigned long ctr;
-        unsigned long x = (unsigned long)time(NULL) ^ (__atomic_add_fetch(&ctr, 1, __ATOMIC_RELAXED) * 2654435761u);
-        for (size_t i = 0; i < sizeof rnd; i++, x = x * 6364136223846793005ul + 1442695040888963407ul)
+        unsigned long x = (unsigned long)time(NULL) ^
+                          (__atomic_add_fetch(&ctr, 1, __ATOMIC_RELAXED) * 2654435761u);
+        for (size_t i = 0; i < sizeof rnd;
+             i++, x = x * 6364136223846793005ul + 1442695040888963407ul)
             rnd[i] = (unsigned char)(x >> 33);
     }
     char tail[sizeof rnd + 1];
@@ -160,8 +177,8 @@ json_t *api_chat_completion(const struct api_result *r)
     if (!msg)
         return NULL;
     if (r->reasoning && r->reasoning_len)
-        json_object_set_new(msg, "reasoning_content", api_lossy_string(r->reasoning,
-                                                                       r->reasoning_len));
+        json_object_set_new(msg, "reasoning_content",
+                            api_lossy_string(r->reasoning, r->reasoning_len));
     if (calls)
         json_object_set(msg, "tool_calls", r->tool_calls);
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:O, s:s}], s:o}", "id", r->id,
@@ -176,9 +193,9 @@ json_t *api_text_completion(const struct api_result *r)
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:o, s:i, s:O, s:s}], s:o}", "id", r->id,
                      "object", "text_completion", "created", (json_int_t)r->created, "model",
                      r->model, "system_fingerprint", "axserve", "choices", "text",
-                     opt_text(r->content ? r->content : "", r->content_len), "index", 0,
-                     "logprobs", r->logprobs ? r->logprobs : json_null(), "finish_reason",
-                     r->finish, "usage", api_usage_json(&r->usage));
+                     opt_text(r->content ? r->content : "", r->content_len), "index", 0, "logprobs",
+                     r->logprobs ? r->logprobs : json_null(), "finish_reason", r->finish, "usage",
+                     api_usage_json(&r->usage));
 }
 
 json_t *api_chat_chunk(const char *id, long created, const char *model, json_t *delta,
@@ -187,9 +204,8 @@ json_t *api_chat_chunk(const char *id, long created, const char *model, json_t *
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:o, s:o}]}", "id", id, "object",
                      "chat.completion.chunk", "created", (json_int_t)created, "model", model,
                      "system_fingerprint", "axserve", "choices", "index", 0, "delta",
-                     delta ? delta : json_object(), "logprobs",
-                     logprobs ? logprobs : json_null(), "finish_reason",
-                     finish ? json_string(finish) : json_null());
+                     delta ? delta : json_object(), "logprobs", logprobs ? logprobs : json_null(),
+                     "finish_reason", finish ? json_string(finish) : json_null());
 }
 
 json_t *api_usage_chunk(const char *id, long created, const char *model, int chat,

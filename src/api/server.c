@@ -51,8 +51,7 @@ static struct http_response *error_resp(int status, const char *type, const char
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-enum ax_err api_server_new(const struct api_server_config *cfg, struct api_server **out,
-                           char *err)
+enum ax_err api_server_new(const struct api_server_config *cfg, struct api_server **out, char *err)
 {
     struct api_server *s = ax_calloc(1, sizeof *s);
     if (!s)
@@ -82,8 +81,14 @@ void api_server_attach(struct api_server *s, struct eng *e, const struct tok *t,
     atomic_store(&s->ready, 1);
 }
 
-void api_server_stopping(struct api_server *s) { atomic_store(&s->stopping, 1); }
-int api_server_active(struct api_server *s) { return atomic_load(&s->active); }
+void api_server_stopping(struct api_server *s)
+{
+    atomic_store(&s->stopping, 1);
+}
+int api_server_active(struct api_server *s)
+{
+    return atomic_load(&s->active);
+}
 
 void api_server_free(struct api_server *s)
 {
@@ -146,15 +151,16 @@ static json_t *model_obj(const struct api_server *s)
 static struct http_response *models(struct api_server *s, struct http_request *r)
 {
     const char *p = http_path(r);
-    const char *id = !strncmp(p, "/v1/models/", 11) ? p + 11 : !strncmp(p, "/models/", 8) ? p + 8
-                                                                                          : NULL;
+    const char *id = !strncmp(p, "/v1/models/", 11) ? p + 11
+                     : !strncmp(p, "/models/", 8)   ? p + 8
+                                                    : NULL;
     if (id && *id) {
         if (strcmp(id, s->model_id) != 0)
             return error_resp(404, "not_found_error", "model", "no such model; see /v1/models");
         return api_json_response(200, model_obj(s));
     }
-    return api_json_response(200, json_pack("{s:s, s:[o]}", "object", "list", "data",
-                                            model_obj(s)));
+    return api_json_response(200,
+                             json_pack("{s:s, s:[o]}", "object", "list", "data", model_obj(s)));
 }
 
 static struct http_response *not_ready(struct api_server *s)
@@ -180,8 +186,8 @@ static json_t *body_object(struct http_request *r, struct http_response **fail)
     json_t *j = json_loadb(b, n, 0, &je);
     if (!json_is_object(j)) {
         json_decref(j);
-        *fail = error_resp(400, "invalid_request_error", NULL,
-                           "request body must be a JSON object");
+        *fail =
+            error_resp(400, "invalid_request_error", NULL, "request body must be a JSON object");
         return NULL;
     }
     return j;
@@ -208,8 +214,8 @@ static struct http_response *tokenize(struct api_server *s, struct http_request 
     int32_t *ids = ax_mallocarray(cap, sizeof *ids);
     size_t n = 0;
     char err[AX_ERRLEN] = "";
-    enum ax_err rc = ids ? tok_encode_cap(s->tok, json_string_value(c), len, ids, cap, &n, err)
-                         : AX_ENOMEM;
+    enum ax_err rc =
+        ids ? tok_encode_cap(s->tok, json_string_value(c), len, ids, cap, &n, err) : AX_ENOMEM;
     json_t *arr = rc ? NULL : json_array();
     for (size_t i = 0; arr && i < n; i++) {
         if (!json_is_true(wp)) {
@@ -271,9 +277,9 @@ static struct http_response *detokenize(struct api_server *s, struct http_reques
         api_error_from(&e, rc, err);
         resp = api_error_response(&e);
     } else {
-        resp = api_json_response(200, json_pack("{s:o}", "content",
-                                                api_lossy_string(out.data ? out.data : "",
-                                                                 out.len)));
+        resp =
+            api_json_response(200, json_pack("{s:o}", "content",
+                                             api_lossy_string(out.data ? out.data : "", out.len)));
     }
     ax_buf_free(&out);
     return resp;
@@ -284,10 +290,10 @@ static struct http_response *props(struct api_server *s, struct http_request *r)
     (void)r;
     struct eng_stats st;
     eng_get_stats(s->eng, &st);
-    return api_json_response(200, json_pack("{s:s, s:i, s:i, s:{s:i}}", "model", s->model_id,
-                                            "total_slots", st.slots_total, "n_ctx",
-                                            eng_n_ctx(s->eng), "default_generation_settings",
-                                            "n_ctx", eng_n_ctx(s->eng)));
+    return api_json_response(200,
+                             json_pack("{s:s, s:i, s:i, s:{s:i}}", "model", s->model_id,
+                                       "total_slots", st.slots_total, "n_ctx", eng_n_ctx(s->eng),
+                                       "default_generation_settings", "n_ctx", eng_n_ctx(s->eng)));
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -354,9 +360,9 @@ static struct http_response *dispatch(struct api_server *s, struct http_request 
         snprintf(allow, sizeof allow, "%s, OPTIONS", routes[i].method);
     }
     if (!hit && path_known)
-        return http_resp_header(error_resp(405, "invalid_request_error", NULL,
-                                           "method not allowed on this path"),
-                                "Allow", allow);
+        return http_resp_header(
+            error_resp(405, "invalid_request_error", NULL, "method not allowed on this path"),
+            "Allow", allow);
     if (!hit)
         return error_resp(404, "not_found_error", NULL, "no such route");
     if (!(hit->flags & R_PUBLIC) && !authorized(s, r))

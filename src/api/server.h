@@ -24,8 +24,7 @@ struct api_server_config {
     const char *api_key;  /* NULL or "" = no authentication */
 };
 
-enum ax_err api_server_new(const struct api_server_config *cfg, struct api_server **out,
-                           char *err);
+enum ax_err api_server_new(const struct api_server_config *cfg, struct api_server **out, char *err);
 /* Hands over the loaded pieces (borrowed; they must outlive the server's
  * last request) and switches /health to ok. */
 void api_server_attach(struct api_server *s, struct eng *e, const struct tok *t,

@@ -23,14 +23,14 @@ struct api_hist {
 
 struct api_metrics {
     pthread_mutex_t mu;
-    long http_by_status[6];   /* 1xx..5xx (index status/100), [0] other */
-    long gen_started;         /* submitted to the engine */
-    long gen_finished[5];     /* by enum eng_finish */
+    long http_by_status[6]; /* 1xx..5xx (index status/100), [0] other */
+    long gen_started;       /* submitted to the engine */
+    long gen_finished[5];   /* by enum eng_finish */
     long rejected_busy, rejected_context, rejected_invalid;
-    long client_gone;         /* clients that left before the end */
-    long completion_tokens;   /* as reported at each request's end */
-    struct api_hist ttft;     /* seconds */
-    struct api_hist tps;      /* decode tokens per second, per request */
+    long client_gone;       /* clients that left before the end */
+    long completion_tokens; /* as reported at each request's end */
+    struct api_hist ttft;   /* seconds */
+    struct api_hist tps;    /* decode tokens per second, per request */
 };
 
 struct api_server {

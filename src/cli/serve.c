@@ -63,8 +63,8 @@ static int parse_int(const char *s, const char *flag, long lo, long hi, long *ou
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "axserve serve: %s wants an integer in %ld..%ld, got '%s'\n", flag, lo,
-                hi, s);
+        fprintf(stderr, "axserve serve: %s wants an integer in %ld..%ld, got '%s'\n", flag, lo, hi,
+                s);
         return -1;
     }
     *out = v;
@@ -101,16 +101,26 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
         o->field = (int)n;                                                                         \
         continue;                                                                                  \
     }
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model_dir = v;
-        else if (!strcmp(a, "--host")) o->host = v;
-        else if (!strcmp(a, "--alias")) o->alias = v;
-        else if (!strcmp(a, "--api-key")) o->api_key = v;
-        else if (!strcmp(a, "--api-key-file")) o->api_key_file = v;
-        else if (!strcmp(a, "--cors-origin")) o->cors = v;
-        else if (!strcmp(a, "--backend")) o->backend = v;
-        else if (!strcmp(a, "--devices")) o->devices = v;
-        else if (!strcmp(a, "--quant")) o->quant = v;
-        else if (!strcmp(a, "--kv-type")) o->kv_type = v;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            o->model_dir = v;
+        else if (!strcmp(a, "--host"))
+            o->host = v;
+        else if (!strcmp(a, "--alias"))
+            o->alias = v;
+        else if (!strcmp(a, "--api-key"))
+            o->api_key = v;
+        else if (!strcmp(a, "--api-key-file"))
+            o->api_key_file = v;
+        else if (!strcmp(a, "--cors-origin"))
+            o->cors = v;
+        else if (!strcmp(a, "--backend"))
+            o->backend = v;
+        else if (!strcmp(a, "--devices"))
+            o->devices = v;
+        else if (!strcmp(a, "--quant"))
+            o->quant = v;
+        else if (!strcmp(a, "--kv-type"))
+            o->kv_type = v;
         else if (!strcmp(a, "--max-body")) {
             if (parse_int(v, a, 1024, 1L << 30, &n))
                 return -1;
@@ -152,8 +162,8 @@ static int resolve_key(const struct serve_opts *o, char **out)
             fprintf(stderr, "axserve serve: --api-key-file: %s\n", err);
             return -1;
         }
-        while (len && *out && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r' ||
-                       (*out)[len - 1] == ' '))
+        while (len && *out &&
+               ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r' || (*out)[len - 1] == ' '))
             (*out)[--len] = '\0';
         if (!len) {
             fprintf(stderr, "axserve serve: --api-key-file %s is empty\n", o->api_key_file);
@@ -222,8 +232,12 @@ static enum ax_err load(const struct serve_opts *o, struct loaded *l, char *err)
     if ((rc = tok_load(model_tokenizer_json(l->model), &l->tok, err)) ||
         (rc = chat_template_load(model_tokenizer_config(l->model), &l->tmpl, err)))
         return rc;
-    struct backend_opts bo = {.name = o->backend, .n_threads = o->threads, .n_slots = o->slots,
-                              .n_ctx = o->ctx, .quant = o->quant, .kv_type = o->kv_type,
+    struct backend_opts bo = {.name = o->backend,
+                              .n_threads = o->threads,
+                              .n_slots = o->slots,
+                              .n_ctx = o->ctx,
+                              .quant = o->quant,
+                              .kv_type = o->kv_type,
                               .devices = o->devices};
     if ((rc = backend_open(&bo, l->model, &l->backend, err)))
         return rc;
@@ -260,9 +274,9 @@ int cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char err[AX_ERRLEN] = "", idbuf[256];
-    struct api_server_config sc = {.model_id = o.alias ? o.alias
-                                                       : base_name(o.model_dir, idbuf, sizeof idbuf),
-                                   .api_key = key};
+    struct api_server_config sc = {
+        .model_id = o.alias ? o.alias : base_name(o.model_dir, idbuf, sizeof idbuf),
+        .api_key = key};
     struct api_server *srv = NULL;
     struct http_server *http = NULL;
     struct loaded l = {0};
@@ -271,10 +285,14 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "axserve serve: %s\n", err);
         goto out;
     }
-    struct http_config hc = {.host = o.host, .port = o.port, .max_body = (size_t)o.max_body,
-                             .max_connections = o.max_conn, .timeout_s = o.timeout_s,
+    struct http_config hc = {.host = o.host,
+                             .port = o.port,
+                             .max_body = (size_t)o.max_body,
+                             .max_connections = o.max_conn,
+                             .timeout_s = o.timeout_s,
                              .cors_origin = strcmp(o.cors, "none") != 0 && *o.cors ? o.cors : NULL,
-                             .handler = api_server_handle, .user = srv};
+                             .handler = api_server_handle,
+                             .user = srv};
     if (http_start(&hc, &http, err)) {
         fprintf(stderr, "axserve serve: %s\n", err);
         goto out;
@@ -299,8 +317,7 @@ int cli_serve(int argc, char **argv)
             "loaded in %.1fs cpu",
             sc.model_id, model_kind(l.model) == MODEL_AXMODEL ? "axmodel" : "HF",
             qc ? qc->n_layers : 0, qc ? qc->hidden : 0, qc ? qc->vocab : 0, o.backend,
-            l.backend->lim.n_slots, l.backend->lim.n_ctx,
-            (double)clock() / CLOCKS_PER_SEC - t0);
+            l.backend->lim.n_slots, l.backend->lim.n_ctx, (double)clock() / CLOCKS_PER_SEC - t0);
     api_server_attach(srv, l.eng, l.tok, l.tmpl, model_gen_defaults(l.model));
     ax_info("ready");
 

@@ -90,7 +90,8 @@ static void acc_chunk(struct acc *a, json_t *c)
         snprintf(a->finish, sizeof a->finish, "%s", s);
     size_t i;
     json_t *tc;
-    json_array_foreach(json_object_get(d, "tool_calls"), i, tc) {
+    json_array_foreach(json_object_get(d, "tool_calls"), i, tc)
+    {
         int idx = (int)json_integer_value(json_object_get(tc, "index"));
         json_t *f = json_object_get(tc, "function");
         json_t *have = json_array_get(a->calls, (size_t)idx);
@@ -108,8 +109,7 @@ static void acc_chunk(struct acc *a, json_t *c)
         }
         assert_null(json_object_get(tc, "id"));
         char buf[4096];
-        snprintf(buf, sizeof buf, "%s%s",
-                 json_string_value(json_object_get(have, "arguments")),
+        snprintf(buf, sizeof buf, "%s%s", json_string_value(json_object_get(have, "arguments")),
                  json_string_value(json_object_get(f, "arguments")));
         json_object_set_new(have, "arguments", json_string(buf));
     }
@@ -139,9 +139,18 @@ static void parse_sse(const char *sse, struct acc *a)
 }
 
 static const char *const think_tools[] = {
-    "<think>", "\nThe user", " wants weather", ".\n", "</think>", "\n\n",
-    "<tool_call>", "\n{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": \"Paris\"}}",
-    "\n</tool_call>", "\n", "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>",
+    "<think>",
+    "\nThe user",
+    " wants weather",
+    ".\n",
+    "</think>",
+    "\n\n",
+    "<tool_call>",
+    "\n{\"name\": \"get_weather\", ",
+    "\"arguments\": {\"city\": \"Paris\"}}",
+    "\n</tool_call>",
+    "\n",
+    "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>",
 };
 
 static void stream_reasoning_and_tools(void **state)
@@ -183,10 +192,16 @@ static void nonstream_matches_stream(void **state)
     struct api_server s = {.model_id = "m"};
     struct job *j = fake_job(&s, 0, 1, 0, 0);
     feed(j, think_tools, (int)(sizeof think_tools / sizeof *think_tools), ENG_FINISH_STOP);
-    struct api_result r = {.id = j->id, .created = 1, .model = "m", .content = j->content.data,
-                           .content_len = j->content.len, .reasoning = j->reasoning.data,
-                           .reasoning_len = j->reasoning.len, .tool_calls = j->calls,
-                           .finish = finish_name(j), .usage = j->usage};
+    struct api_result r = {.id = j->id,
+                           .created = 1,
+                           .model = "m",
+                           .content = j->content.data,
+                           .content_len = j->content.len,
+                           .reasoning = j->reasoning.data,
+                           .reasoning_len = j->reasoning.len,
+                           .tool_calls = j->calls,
+                           .finish = finish_name(j),
+                           .usage = j->usage};
     json_t *body = api_chat_completion(&r);
     json_t *m = json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
     /* Only whitespace around the calls: content is null. */
@@ -283,8 +298,8 @@ static void template_error_is_400(void **state)
     char path[] = "/tmp/axserve-test-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
-    static const char tpl[] =
-        "{\"chat_template\": \"{{ raise_exception('only one conversation shape is supported') }}\"}";
+    static const char tpl[] = "{\"chat_template\": \"{{ raise_exception('only one conversation "
+                              "shape is supported') }}\"}";
     assert_int_equal(write(fd, tpl, sizeof tpl - 1), (ssize_t)(sizeof tpl - 1));
     close(fd);
     struct chat_template *ct = NULL;
@@ -310,12 +325,9 @@ int main(void)
 {
     json_set_alloc_funcs(ax_malloc, ax_free);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stream_reasoning_and_tools),
-        cmocka_unit_test(nonstream_matches_stream),
-        cmocka_unit_test(tools_off_is_content),
-        cmocka_unit_test(prompt_opened_think),
-        cmocka_unit_test(engine_error_in_stream),
-        cmocka_unit_test(template_error_is_400),
+        cmocka_unit_test(stream_reasoning_and_tools), cmocka_unit_test(nonstream_matches_stream),
+        cmocka_unit_test(tools_off_is_content),       cmocka_unit_test(prompt_opened_think),
+        cmocka_unit_test(engine_error_in_stream),     cmocka_unit_test(template_error_is_400),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
