@@ -278,3 +278,21 @@ test('client disconnect cancels the generation', async () => {
   const generated = after.axserve_completion_tokens_total - before.axserve_completion_tokens_total;
   assert.ok(generated < maxTokens, `generated ${generated}`);
 });
+
+test('client disconnect cancels a non-stream generation too', async () => {
+  const { until, BASE, auth } = await import('./lib.mjs');
+  const before = await metrics();
+  const ctl = new AbortController();
+  const req = fetch(BASE + '/v1/chat/completions', { method: 'POST', signal: ctl.signal,
+    headers: { 'Content-Type': 'application/json', ...auth },
+    body: JSON.stringify({ model: MODEL, messages: user('long answer please'), max_tokens: 100000,
+      ignore_eos: true, temperature: 1 }) });
+  // Abort once the engine is generating it.
+  await until((m) => m.axserve_requests_running >= 1);
+  ctl.abort();
+  await assert.rejects(req);
+  const after = await until((m) =>
+    m['axserve_requests_finished_total{reason="cancel"}'] > before['axserve_requests_finished_total{reason="cancel"}'] &&
+    m.axserve_requests_running === 0);
+  assert.ok(after.axserve_client_disconnects_total > before.axserve_client_disconnects_total);
+});
