@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "util/buf.h"
 #include "util/err.h"
 
 struct gen_defaults;
@@ -97,6 +98,9 @@ json_t *api_error_json(const struct api_error *e);
 
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int api_utf8_valid(const char *s, size_t n);
+/* Length of the valid UTF-8 sequence starting at s (n bytes left), 0 if
+ * the bytes there are not one. */
+size_t api_utf8_seq(const char *s, size_t n);
 /* A JSON string for bytes that may hold broken UTF-8 (each bad byte becomes
  * U+FFFD). New reference. */
 json_t *api_lossy_string(const char *s, size_t n);
@@ -138,6 +142,17 @@ json_t *api_usage_chunk(const char *id, long created, const char *model, int cha
 /* One text_completion chunk; logprobs stolen. */
 json_t *api_text_chunk(const char *id, long created, const char *model, const char *text,
                        size_t len, const char *finish, json_t *logprobs);
+
+/* Stream fast path (one per token, so it allocates nothing once b has
+ * grown): appends one "data: {...}\n\n" event, a chat.completion.chunk
+ * whose delta is {field: text} (field "content" or "reasoning_content"),
+ * or, with field NULL, a text_completion chunk with that text. Same JSON
+ * as api_chat_chunk / api_text_chunk with null logprobs and finish. */
+enum ax_err api_sse_text(struct ax_buf *b, const char *id, long created, const char *model,
+                         const char *field, const char *text, size_t len);
+/* Appends s[0..n) as a JSON string literal; invalid UTF-8 bytes become
+ * U+FFFD. */
+enum ax_err api_buf_json_string(struct ax_buf *b, const char *s, size_t n);
 
 const char *api_finish_name(enum eng_finish f, int had_tool_calls);
 /* "chatcmpl-" / "cmpl-" + 24 random hex-ish chars into out (size >= 40). */

@@ -128,13 +128,19 @@ static void emit_text(struct job *j, int reasoning, const char *text, size_t len
         set_fail(j, AX_ETOOBIG, "generated text exceeds the output ceiling");
     if (!j->stream)
         return;
+    const char *field = !j->chat ? NULL : reasoning ? "reasoning_content" : "content";
+    if (!j->req.logprobs) { /* the per-token path: no allocation */
+        if (api_sse_text(&j->sse, j->id, j->created, j->s->model_id, field, text, len) != AX_OK)
+            set_fail(j, AX_ENOMEM, "out of memory while streaming");
+        return;
+    }
     if (!j->chat) {
         sse_json(j, api_text_chunk(j->id, j->created, j->s->model_id, text, len, NULL,
                                    take_pending_lp(j)));
         return;
     }
     json_t *v = api_lossy_string(text, len);
-    stream_delta(j, v ? json_pack("{s:o}", reasoning ? "reasoning_content" : "content", v) : NULL);
+    stream_delta(j, v ? json_pack("{s:o}", field, v) : NULL);
 }
 
 /* A tool call from the chat parser: an event with a name starts call

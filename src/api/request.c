@@ -53,6 +53,11 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t api_utf8_seq(const char *s, size_t n)
+{
+    return n ? utf8_seq((const unsigned char *)s, n) : 0;
+}
+
 int api_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -44,6 +44,68 @@ json_t *api_lossy_string(const char *s, size_t n)
     return j;
 }
 
+enum ax_err api_buf_json_string(struct ax_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    enum ax_err rc = ax_buf_putc(b, '"');
+    size_t run = 0; /* start of bytes copied verbatim */
+    for (size_t i = 0; i < n && !rc;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : api_utf8_seq(s + i, n - i);
+        if (k && c >= 0x20 && c != '"' && c != '\\') {
+            i += k;
+            continue;
+        }
+        rc = ax_buf_append(b, s + run, i - run);
+        if (rc)
+            break;
+        if (!k) {
+            rc = ax_buf_append(b, "\xEF\xBF\xBD", 3);
+        } else if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            rc = ax_buf_append(b, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rc = ax_buf_append(b, esc, 6);
+        }
+        i += k ? k : 1;
+        run = i;
+    }
+    if (!rc)
+        rc = ax_buf_append(b, s + run, n - run);
+    return rc ? rc : ax_buf_putc(b, '"');
+}
+
+enum ax_err api_sse_text(struct ax_buf *b, const char *id, long created, const char *model,
+                         const char *field, const char *text, size_t len)
+{
+    size_t start = b->len;
+    enum ax_err rc =
+        ax_buf_printf(b,
+                      "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,"
+                      "\"model\":",
+                      id, field ? "chat.completion.chunk" : "text_completion", created);
+    if (!rc)
+        rc = api_buf_json_string(b, model, strlen(model));
+    if (!rc && field)
+        rc = ax_buf_printf(b,
+                           ",\"system_fingerprint\":\"axserve\",\"choices\":[{\"index\":0,"
+                           "\"delta\":{\"%s\":",
+                           field);
+    else if (!rc)
+        rc = ax_buf_puts(b, ",\"system_fingerprint\":\"axserve\",\"choices\":[{\"text\":");
+    if (!rc)
+        rc = api_buf_json_string(b, text, len);
+    if (!rc)
+        rc = ax_buf_puts(b, field ? "},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+                                  : ",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    if (rc && b->data) { /* never leave half an event behind */
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return rc;
+}
+
 /* ---- errors ----------------------------------------------------------- */
 
 static const char *type_for(int status)

@@ -448,6 +448,42 @@ static void chunk_shapes(void **state)
     json_decref(j);
 }
 
+/* The allocation-free stream writer gives the same JSON as the jansson
+ * builders, for awkward text: quotes, controls, broken UTF-8, emoji. */
+static void sse_fast_path_matches(void **state)
+{
+    (void)state;
+    static const char text[] = "a\"b\\c\n\t\x01\x7f\xc3\xa9\xf0\x9f\x98\x80\xe2\x82 end";
+    size_t n = sizeof text - 1;
+    for (int chat = 0; chat < 2; chat++) {
+        struct ax_buf b;
+        ax_buf_init(&b, 1 << 16);
+        assert_int_equal(api_sse_text(&b, "id1", 5, "m\"x", chat ? "content" : NULL, text, n),
+                         AX_OK);
+        assert_int_equal(strncmp(b.data, "data: ", 6), 0);
+        assert_int_equal(strcmp(b.data + b.len - 2, "\n\n"), 0);
+        json_error_t je;
+        json_t *got = json_loadb(b.data + 6, b.len - 8, 0, &je);
+        if (!got)
+            fail_msg("not JSON: %s: %s", je.text, b.data);
+        json_t *want =
+            chat ? api_chat_chunk("id1", 5, "m\"x",
+                                  json_pack("{s:o}", "content", api_lossy_string(text, n)), NULL,
+                                  NULL)
+                 : api_text_chunk("id1", 5, "m\"x", text, n, NULL, NULL);
+        assert_true(json_equal(got, want));
+        json_decref(got);
+        json_decref(want);
+        ax_buf_free(&b);
+    }
+    /* A full buffer leaves nothing half-written. */
+    struct ax_buf small;
+    ax_buf_init(&small, 40);
+    assert_int_equal(api_sse_text(&small, "id1", 5, "m", "content", text, n), AX_ETOOBIG);
+    assert_int_equal(small.len, 0);
+    ax_buf_free(&small);
+}
+
 static void error_shape(void **state)
 {
     (void)state;
@@ -506,6 +542,7 @@ int main(void)
         cmocka_unit_test(parse_survives_oom),
         cmocka_unit_test(chat_completion_shape),
         cmocka_unit_test(chunk_shapes),
+        cmocka_unit_test(sse_fast_path_matches),
         cmocka_unit_test(error_shape),
         cmocka_unit_test(utf8_and_lossy),
     };
