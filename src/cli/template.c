@@ -10,8 +10,8 @@
  *   axserve template --cases           stdin: [{"template": T, "vars": {...}}];
  *                                      prints a JSON array as --batch does
  *
- * DIR holds tokenizer_config.json (directly or in a tokenizer/ subfolder);
- * -m may also name the JSON file itself. */
+ * DIR is a model directory as model_open() reads it (tokenizer_config.json
+ * directly or in a tokenizer/ subfolder); -m may also name the JSON file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "chat/template.h"
 #include "cli/cli.h"
 #include "jinja/jinja.h"
+#include "model/model.h"
 #include "util/buf.h"
 #include "util/file.h"
 #include "util/mem.h"
@@ -36,17 +37,29 @@ static void usage(FILE *f)
                "array and prints a JSON array of prompts, {\"error\": \"...\"} for failed items.\n");
 }
 
-static int find_config(const char *m, char *path, size_t n)
+/* -m names tokenizer_config.json itself, or a model directory that
+ * model_open() understands (its tokenizer_config.json, possibly in a
+ * tokenizer/ subfolder). */
+static int find_config(const char *m, char *path, size_t n, char *err)
 {
     if (ax_file_exists(m)) {
         snprintf(path, n, "%s", m);
         return 0;
     }
-    if (!ax_path_join(path, n, m, "tokenizer_config.json") && ax_file_exists(path))
-        return 0;
-    if (!ax_path_join(path, n, m, "tokenizer/tokenizer_config.json") && ax_file_exists(path))
-        return 0;
-    return -1;
+    struct model *mod;
+    if (model_open(m, &mod, err))
+        return -1;
+    const char *cfg = model_tokenizer_config(mod);
+    int rc = 0;
+    if (!cfg) {
+        snprintf(err, AX_ERRLEN, "%s has no tokenizer_config.json (needed for the chat template); "
+                                 "use a complete model directory (axserve pull)", m);
+        rc = -1;
+    } else {
+        snprintf(path, n, "%s", cfg);
+    }
+    model_free(mod);
+    return rc;
 }
 
 static int read_stdin(struct ax_buf *b)
@@ -188,8 +201,8 @@ int cli_template(int argc, char **argv)
     struct chat_template *t = NULL;
     enum ax_err e;
     if (model) {
-        if (find_config(model, path, sizeof path)) {
-            fprintf(stderr, "axserve template: no tokenizer_config.json in %s (nor in %s/tokenizer/)\n", model, model);
+        if (find_config(model, path, sizeof path, err)) {
+            fprintf(stderr, "axserve template: %s\n", err);
             return 1;
         }
         e = chat_template_load(path, &t, err);

@@ -370,6 +370,102 @@ static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out
     return 0;
 }
 
+/* Python's `str % args` for %s, %r, %d, %i, %% and %(key)s; other
+ * conversions and flags are reported as unsupported. */
+static int str_format(struct jstate *s, struct jv fmt, struct jv args, struct jv *out)
+{
+    struct jv one[1] = {args};
+    struct jv *av = one;
+    size_t an = 1, used = 0;
+    int mapping = args.k == JV_DICT;
+    /* Python skips the "not all arguments converted" check for any
+     * argument with __getitem__ that is not a tuple or str */
+    int getitem_like = mapping || (args.k == JV_LIST && !args.sub) || args.k == JV_UNDEF;
+    if (args.k == JV_TUPLE) {
+        av = args.u.l->v;
+        an = args.u.l->n;
+    }
+    struct ax_buf b;
+    ax_buf_init(&b, s->out_max);
+    const char *p = fmt.u.s.p, *e = p + fmt.u.s.n;
+    while (p < e) {
+        const char *pct = memchr(p, '%', (size_t)(e - p));
+        if (!pct) {
+            if (jbuf_put(s, &b, p, (size_t)(e - p)))
+                goto fail;
+            break;
+        }
+        if (jbuf_put(s, &b, p, (size_t)(pct - p)))
+            goto fail;
+        p = pct + 1;
+        if (p >= e) {
+            jfail(s, "incomplete format");
+            goto fail;
+        }
+        struct jv v;
+        if (*p == '%') {
+            if (jbuf_put(s, &b, "%", 1))
+                goto fail;
+            p++;
+            continue;
+        }
+        if (*p == '(') {
+            const char *close = memchr(p, ')', (size_t)(e - p));
+            if (!close || !mapping) {
+                jfail(s, !close ? "incomplete format key" : "format requires a mapping");
+                goto fail;
+            }
+            struct jv *hit = jv_dict_gets(args.u.d, p + 1, (size_t)(close - p - 1));
+            if (!hit) {
+                jfail(s, "KeyError: '%.*s'", (int)(close - p - 1), p + 1);
+                goto fail;
+            }
+            v = *hit;
+            p = close + 1;
+            used = an; /* a mapping is never "not all converted" */
+        } else {
+            if (used >= an) {
+                jfail(s, "not enough arguments for format string");
+                goto fail;
+            }
+            v = av[used++];
+        }
+        if (p >= e) {
+            jfail(s, "incomplete format");
+            goto fail;
+        }
+        char conv = *p++;
+        int rc;
+        if (conv == 's') {
+            rc = jv_str_to(s, &b, v);
+        } else if (conv == 'r') {
+            rc = jv_repr_to(s, &b, v);
+        } else if ((conv == 'd' || conv == 'i') && jv_is_num(v)) {
+            char tmp[32];
+            double f = jv_num(v);
+            if (v.k == JV_FLOAT && (isnan(f) || isinf(f) || fabs(f) >= 9.2e18)) {
+                jfail(s, "%%d of this float is not supported");
+                goto fail;
+            }
+            snprintf(tmp, sizeof tmp, "%lld", v.k == JV_FLOAT ? (long long)f : (long long)v.u.i);
+            rc = jbuf_put(s, &b, tmp, strlen(tmp));
+        } else {
+            jfail(s, "'%%%c' string formatting is not supported for %s", conv, jv_typename(v));
+            goto fail;
+        }
+        if (rc)
+            goto fail;
+    }
+    if (used < an && !getitem_like) {
+        jfail(s, "not all arguments converted during string formatting");
+        goto fail;
+    }
+    return jbuf_done(s, &b, out);
+fail:
+    ax_buf_free(&b);
+    return -1;
+}
+
 static void py_fdivmod(double a, double b, double *fdiv, double *fmod_)
 {
     double mod = fmod(a, b), div = (a - mod) / b;
@@ -446,7 +542,7 @@ static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *
                 return repeat(s, b, a.u.i, out);
         }
         if (op == T_MOD && a.k == JV_STR)
-            return jfail(s, "'%%' string formatting is not supported");
+            return str_format(s, a, b, out);
         return arith_type_fail(s, names[op], a, b);
     }
     double x = jv_num(a), y = jv_num(b);
