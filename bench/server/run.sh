@@ -18,7 +18,7 @@ tmp=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; sleep 0.2; rm -rf "$tmp"; }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' INT TERM HUP PIPE
 
 "$BIN" serve -m "$MODEL" --port 0 --threads "$THREADS" --slots 2 >"$tmp/out" 2>"$tmp/err" &
 pid=$!

@@ -45,7 +45,8 @@ static void usage(FILE *f)
             "  --api-key KEY          require this key (Bearer or X-Api-Key); also\n"
             "  --api-key-file FILE    ...read from a file, or env AXSERVE_API_KEY\n"
             "  --cors-origin ORIGIN   Access-Control-Allow-Origin (default *; 'none' = off)\n"
-            "  --backend cpu|axcl     compute backend (default cpu)\n"
+            "  --backend NAME         cpu, axcl, or auto (default: axcl for AXERA model\n"
+            "                         directories, cpu for HF checkpoints)\n"
             "  --devices LIST         AXCL device ids, e.g. 0,1\n"
             "  --slots N              KV cache slots (default: backend decides)\n"
             "  --ctx N                context length per slot (default: model maximum)\n"
@@ -77,7 +78,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
     o->host = "127.0.0.1";
     o->port = 8080;
     o->cors = "*";
-    o->backend = "cpu";
+    o->backend = "auto";
     o->queue = 0;
     o->max_conn = 256;
     o->timeout_s = 600;
@@ -142,8 +143,10 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
         fprintf(stderr, "axserve serve: -m DIR is required (e.g. build/models/default)\n");
         return -1;
     }
-    if (strcmp(o->backend, "cpu") != 0 && strcmp(o->backend, "axcl") != 0) {
-        fprintf(stderr, "axserve serve: --backend must be cpu or axcl, got '%s'\n", o->backend);
+    if (strcmp(o->backend, "cpu") != 0 && strcmp(o->backend, "axcl") != 0 &&
+        strcmp(o->backend, "auto") != 0) {
+        fprintf(stderr, "axserve serve: --backend must be cpu, axcl or auto, got '%s'\n",
+                o->backend);
         return -1;
     }
     return 0;
@@ -316,7 +319,8 @@ int cli_serve(int argc, char **argv)
     ax_info("model %s (%s, %d layers, hidden %d, vocab %d) on backend %s: %d slots x %d ctx, "
             "loaded in %.1fs cpu",
             sc.model_id, model_kind(l.model) == MODEL_AXMODEL ? "axmodel" : "HF",
-            qc ? qc->n_layers : 0, qc ? qc->hidden : 0, qc ? qc->vocab : 0, o.backend,
+            qc ? qc->n_layers : 0, qc ? qc->hidden : 0, qc ? qc->vocab : 0,
+            l.backend->ops && l.backend->ops->name ? l.backend->ops->name : o.backend,
             l.backend->lim.n_slots, l.backend->lim.n_ctx, (double)clock() / CLOCKS_PER_SEC - t0);
     api_server_attach(srv, l.eng, l.tok, l.tmpl, model_gen_defaults(l.model));
     ax_info("ready");

@@ -7,6 +7,9 @@
 #    (AXSERVE_SHORT=1), then SIGTERM in the middle of a stream: the stream
 #    must end with an error event and [DONE], the server must exit 0, and
 #    no sanitizer report (leaks included) may appear.
+# 3. If the AXCL emulator is built: the same server on the emulated AX650N
+#    backend (emu-compile of the default model), one chat completion and
+#    one stream through HTTP.
 # The server is always killed at the end, even on failure (trap).
 set -u
 MODEL=${MODEL:-build/models/default}
@@ -25,7 +28,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' INT TERM HUP PIPE
 
 fail() { echo "FAIL: $*"; status=1; }
 
@@ -135,5 +138,38 @@ if [ -x "$ASAN_BIN" ]; then
 else
     echo "build/asan/axserve missing: skipping the sanitized run"
 fi
+# 3. the AXCL emulator backend (a smoke run through the same HTTP path)
+EMU_LIB=${AXSERVE_AXCL_EMU:-build/libaxcl_emu.so}
+if [ -f "$EMU_LIB" ] && "$BIN" emu-compile "$MODEL" "$tmp/emu" --prefill 16 --history 1,32,64 \
+    --kv 127 >"$tmp/emu.log" 2>&1; then
+    save_model=$MODEL
+    MODEL=$tmp/emu
+    CTX=127
+    export AXSERVE_AXCL_LIB=$EMU_LIB
+    if start_server "$BIN" axcl-emu flag; then
+        body='{"messages":[{"role":"user","content":"hi"}],"max_tokens":4,"temperature":0'
+        r=$(curl -s -H "Authorization: Bearer $KEY" -d "$body}" "$url/v1/chat/completions")
+        echo "$r" | grep -q '"object":"chat.completion"' || fail "axcl-emu: chat completion: $r"
+        echo "$r" | grep -q '"completion_tokens":4' || fail "axcl-emu: 4 tokens expected: $r"
+        curl -s -N -H "Authorization: Bearer $KEY" -d "$body,\"stream\":true}" \
+            "$url/v1/chat/completions" >"$tmp/emu-stream.txt"
+        grep -v '^$' "$tmp/emu-stream.txt" | tail -n 1 | grep -q '^data: \[DONE\]$' ||
+            fail "axcl-emu: stream did not end with [DONE]"
+        grep -q '"finish_reason":"length"' "$tmp/emu-stream.txt" ||
+            fail "axcl-emu: stream has no finish_reason"
+        grep -q 'backend axcl' "$tmp/axcl-emu.err" || fail "axcl-emu: not on the axcl backend"
+        echo "== axcl-emu: chat completion and stream through the emulated AX650N backend"
+        kill -TERM "$pid"
+        wait "$pid" || fail "axcl-emu: exit status $? after SIGTERM"
+        pid=""
+    else
+        fail "server on the AXCL emulator did not start"
+    fi
+    unset AXSERVE_AXCL_LIB
+    MODEL=$save_model
+else
+    echo "AXCL emulator not built: skipping the axcl-emu run"
+fi
+
 [ $status = 0 ] && echo "server-e2e: all passed"
 exit $status
