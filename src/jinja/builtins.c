@@ -1114,7 +1114,8 @@ static int f_select(struct jstate *s, int id, struct jv in, struct jv *args, siz
         int r = 0;
         if (attr && attr_path(s, v, args[0], &v))
             return -1;
-        if (apply_test_args(s, v, args + attr, nargs - (size_t)attr, &r))
+        /* args may be NULL when there are none: no arithmetic on it then */
+        if (apply_test_args(s, v, attr ? args + 1 : args, nargs - (size_t)attr, &r))
             return -1;
         if (r == want && list_push(s, out, &cap, items.v[i]))
             return -1;
