@@ -8,6 +8,11 @@
 #
 # Modules add their own rules in mk/*.mk (tests, benches, per-file flags).
 
+# Use every core unless the caller chose (-jN on the command line wins).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+
 BUILD   ?= build
 CC      ?= cc
 OPT     ?= -O2

@@ -9,7 +9,7 @@ build_pkgs="gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openss
 libpcre2-dev libutf8proc-dev nodejs npm ca-certificates"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-jinja2 python3-numpy
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user wrk valgrind cppcheck clang-tidy
-clang-format curl"
+clang-format curl time"
 
 case "${1:-build}" in
 build) want="$build_pkgs" ;;

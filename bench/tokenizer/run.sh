@@ -3,8 +3,9 @@
 # Builds a ~2.5 MB multilingual text from the committed corpus (deterministic:
 # tests/oracle/tok_inputs.js bench), runs bench_tok (ours + naive BPE) and
 # HF tokenizers single-threaded (RAYON_NUM_THREADS=1) on it, and prints the
-# MB/s side by side with ratios. Numbers are noisy on a shared machine: the
-# ratios, measured in the same run, are what to look at.
+# MB/s side by side with ratios. Times are process CPU time, best of 5 (3 for
+# load). Numbers are noisy on a shared machine: the ratios, measured in the
+# same run, are what to look at.
 set -eu
 bin=$1 tok=$2 dir=$3
 mkdir -p "$dir"

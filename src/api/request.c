@@ -15,7 +15,8 @@
 #include "model/model.h"
 #include "util/mem.h"
 
-#define BAD(e, param, ...) api_fail((e), AX_EINVAL, 400, "invalid_request_error", (param), __VA_ARGS__)
+#define BAD(e, param, ...)                                                                         \
+    api_fail((e), AX_EINVAL, 400, "invalid_request_error", (param), __VA_ARGS__)
 
 /* ---- UTF-8 ------------------------------------------------------------ */
 
@@ -50,6 +51,11 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return len;
+}
+
+size_t api_utf8_seq(const char *s, size_t n)
+{
+    return n ? utf8_seq((const unsigned char *)s, n) : 0;
 }
 
 int api_utf8_valid(const char *s, size_t n)
@@ -177,12 +183,13 @@ static enum ax_err check_content(json_t *m, size_t i, int required, struct api_e
         return BAD(e, p, "%s must be a string, an array of text parts, or null", p);
     size_t j;
     json_t *part;
-    json_array_foreach(c, j, part) {
+    json_array_foreach(c, j, part)
+    {
         snprintf(p, sizeof p, "messages[%zu].content[%zu]", i, j);
         json_t *type = json_object_get(part, "type");
         if (!json_is_object(part) || !json_is_string(type))
             return BAD(e, p, "%s must be an object with a 'type'", p);
-        if (strcmp(json_string_value(type), "text"))
+        if (strcmp(json_string_value(type), "text") != 0)
             return BAD(e, p, "%s: content part type '%s' is not supported (only 'text')", p,
                        json_string_value(type));
         if (!json_is_string(json_object_get(part, "text")))
@@ -202,7 +209,8 @@ static enum ax_err check_tool_calls(json_t *m, size_t i, struct api_error *e)
         return BAD(e, p, "%s must be an array", p);
     size_t j;
     json_t *c;
-    json_array_foreach(tc, j, c) {
+    json_array_foreach(tc, j, c)
+    {
         json_t *f = json_object_get(c, "function");
         snprintf(p, sizeof p, "messages[%zu].tool_calls[%zu].function", i, j);
         if (!json_is_object(f) || !json_is_string(json_object_get(f, "name")))
@@ -225,7 +233,8 @@ static enum ax_err check_messages(json_t *root, struct api_error *e)
         return BAD(e, "messages", "'messages' must not be empty");
     size_t i;
     json_t *m;
-    json_array_foreach(msgs, i, m) {
+    json_array_foreach(msgs, i, m)
+    {
         char p[64];
         snprintf(p, sizeof p, "messages[%zu]", i);
         if (!json_is_object(m))
@@ -266,13 +275,14 @@ static enum ax_err check_tools(json_t *tools, struct api_error *e)
         return BAD(e, "tools", "'tools' must be an array");
     size_t i;
     json_t *t;
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         char p[64];
         snprintf(p, sizeof p, "tools[%zu]", i);
         json_t *type = json_object_get(t, "type");
         json_t *f = json_object_get(t, "function");
         if (!json_is_object(t) || !json_is_string(type) ||
-            strcmp(json_string_value(type), "function"))
+            strcmp(json_string_value(type), "function") != 0)
             return BAD(e, p, "%s must be {\"type\":\"function\",\"function\":{...}}", p);
         if (!json_is_object(f) || !json_is_string(json_object_get(f, "name")))
             return BAD(e, p, "%s.function must be an object with a string 'name'", p);
@@ -302,8 +312,10 @@ static enum ax_err parse_tool_choice(json_t *root, json_t *tools, struct api_req
         else if (!strcmp(s, "required"))
             r->tools = API_TOOLS_REQUIRED;
         else
-            return BAD(e, "tool_choice", "'tool_choice' must be auto, none, required or a named "
-                                         "function, got '%s'", s);
+            return BAD(e, "tool_choice",
+                       "'tool_choice' must be auto, none, required or a named "
+                       "function, got '%s'",
+                       s);
         if (r->tools == API_TOOLS_REQUIRED && !tools)
             return BAD(e, "tool_choice", "tool_choice 'required' needs 'tools'");
         return AX_OK;
@@ -311,13 +323,15 @@ static enum ax_err parse_tool_choice(json_t *root, json_t *tools, struct api_req
     json_t *f = json_object_get(tc, "function");
     json_t *name = json_object_get(f, "name");
     if (!json_is_object(tc) || !json_is_string(name))
-        return BAD(e, "tool_choice",
-                   "'tool_choice' object must be {\"type\":\"function\",\"function\":{\"name\":...}}");
+        return BAD(
+            e, "tool_choice",
+            "'tool_choice' object must be {\"type\":\"function\",\"function\":{\"name\":...}}");
     if (!tools)
         return BAD(e, "tool_choice", "a named tool_choice needs 'tools'");
     size_t i;
     json_t *t;
-    json_array_foreach(tools, i, t) {
+    json_array_foreach(tools, i, t)
+    {
         json_t *n = json_object_get(json_object_get(t, "function"), "name");
         if (json_equal(n, name)) {
             json_t *one = json_array();
@@ -344,7 +358,8 @@ static enum ax_err parse_thinking(json_t *root, struct api_request *r, json_t **
         return BAD(e, "chat_template_kwargs", "'chat_template_kwargs' must be an object");
     json_t *et = json_is_object(kw) ? json_object_get(kw, "enable_thinking") : NULL;
     if (et && !json_is_boolean(et))
-        return BAD(e, "chat_template_kwargs.enable_thinking", "'enable_thinking' must be a boolean");
+        return BAD(e, "chat_template_kwargs.enable_thinking",
+                   "'enable_thinking' must be a boolean");
     r->thinking = !et || json_is_true(et);
     json_t *re = json_object_get(root, "reasoning_effort");
     if (re && !json_is_null(re)) {
@@ -459,8 +474,9 @@ static enum ax_err parse_prompt(json_t *root, struct api_request *r, struct api_
         return AX_OK;
     }
     if (!json_is_array(p))
-        return BAD(e, "prompt", "'prompt' must be a string, an array of token ids, or an array "
-                                "of one of those");
+        return BAD(e, "prompt",
+                   "'prompt' must be a string, an array of token ids, or an array "
+                   "of one of those");
     json_t *first = json_array_get(p, 0);
     if (json_is_string(first) || json_is_array(first))
         return BAD(e, "prompt", "only one prompt per request is supported; got %zu",
@@ -499,8 +515,8 @@ static enum ax_err parse_stop(json_t *root, struct gen_request *g, struct api_er
     if (!s || json_is_null(s))
         return AX_OK;
     if (json_is_string(s)) {
-        if (json_string_length(s) == 0)
-            return BAD(e, "stop", "'stop' must not be an empty string");
+        if (json_string_length(s) == 0 || json_string_length(s) > ENG_MAX_STOP_LEN)
+            return BAD(e, "stop", "'stop' must be 1 to %d bytes long", ENG_MAX_STOP_LEN);
         g->stop[g->n_stop++] = json_string_value(s);
         return AX_OK;
     }
@@ -511,9 +527,12 @@ static enum ax_err parse_stop(json_t *root, struct gen_request *g, struct api_er
                    json_array_size(s), ENG_MAX_STOP);
     size_t i;
     json_t *v;
-    json_array_foreach(s, i, v) {
-        if (!json_is_string(v) || json_string_length(v) == 0)
-            return BAD(e, "stop", "stop[%zu] must be a non-empty string", i);
+    json_array_foreach(s, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > ENG_MAX_STOP_LEN)
+            return BAD(e, "stop", "stop[%zu] must be a string of 1 to %d bytes", i,
+                       ENG_MAX_STOP_LEN);
         g->stop[g->n_stop++] = json_string_value(v);
     }
     return AX_OK;
@@ -555,8 +574,8 @@ static enum ax_err parse_limits(json_t *root, struct api_request *r, struct api_
                             ? "max_completion_tokens"
                             : "max_tokens";
     if (have_mt && (mt < 1 || mt > API_MAX_TOKENS_CAP))
-        return BAD(e, which, "'%s' must be between 1 and %d, got %lld", which,
-                   API_MAX_TOKENS_CAP, mt);
+        return BAD(e, which, "'%s' must be between 1 and %d, got %lld", which, API_MAX_TOKENS_CAP,
+                   mt);
     r->gen.max_tokens = (int)mt;
     if ((rc = get_int(root, "n", LLONG_MIN, LLONG_MAX, &n, NULL, e)))
         return rc;

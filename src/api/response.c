@@ -11,6 +11,7 @@
 #include <fcntl.h>
 
 #include "api/api.h"
+#include "util/buf.h"
 #include "util/mem.h"
 
 char *api_dump(const json_t *j)
@@ -23,27 +24,86 @@ json_t *api_lossy_string(const char *s, size_t n)
     if (api_utf8_valid(s, n))
         return json_stringn(s, n);
     /* Each byte that does not start a valid sequence becomes U+FFFD. */
-    char *tmp = ax_mallocarray(n + 1, 3);
-    if (!tmp)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
+    struct ax_buf b;
+    ax_buf_init(&b, (n + 1) * 3);
+    enum ax_err rc = AX_OK;
+    for (size_t i = 0; i < n && !rc;) {
         size_t k = 1;
         while (k <= 4 && i + k <= n && !api_utf8_valid(s + i, k))
             k++;
         if (k <= 4 && i + k <= n) {
-            memcpy(tmp + o, s + i, k);
-            o += k;
+            rc = ax_buf_append(&b, s + i, k);
             i += k;
         } else {
-            memcpy(tmp + o, "\xEF\xBF\xBD", 3);
-            o += 3;
+            rc = ax_buf_append(&b, "\xEF\xBF\xBD", 3);
             i++;
         }
     }
-    json_t *j = json_stringn(tmp, o);
-    ax_free(tmp);
+    json_t *j = rc ? NULL : json_stringn(b.data ? b.data : "", b.len);
+    ax_buf_free(&b);
     return j;
+}
+
+enum ax_err api_buf_json_string(struct ax_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    enum ax_err rc = ax_buf_putc(b, '"');
+    size_t run = 0; /* start of bytes copied verbatim */
+    for (size_t i = 0; i < n && !rc;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : api_utf8_seq(s + i, n - i);
+        if (k && c >= 0x20 && c != '"' && c != '\\') {
+            i += k;
+            continue;
+        }
+        rc = ax_buf_append(b, s + run, i - run);
+        if (rc)
+            break;
+        if (!k) {
+            rc = ax_buf_append(b, "\xEF\xBF\xBD", 3);
+        } else if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            rc = ax_buf_append(b, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rc = ax_buf_append(b, esc, 6);
+        }
+        i += k ? k : 1;
+        run = i;
+    }
+    if (!rc)
+        rc = ax_buf_append(b, s + run, n - run);
+    return rc ? rc : ax_buf_putc(b, '"');
+}
+
+enum ax_err api_sse_text(struct ax_buf *b, const char *id, long created, const char *model,
+                         const char *field, const char *text, size_t len)
+{
+    size_t start = b->len;
+    enum ax_err rc =
+        ax_buf_printf(b,
+                      "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,"
+                      "\"model\":",
+                      id, field ? "chat.completion.chunk" : "text_completion", created);
+    if (!rc)
+        rc = api_buf_json_string(b, model, strlen(model));
+    if (!rc && field)
+        rc = ax_buf_printf(b,
+                           ",\"system_fingerprint\":\"axserve\",\"choices\":[{\"index\":0,"
+                           "\"delta\":{\"%s\":",
+                           field);
+    else if (!rc)
+        rc = ax_buf_puts(b, ",\"system_fingerprint\":\"axserve\",\"choices\":[{\"text\":");
+    if (!rc)
+        rc = api_buf_json_string(b, text, len);
+    if (!rc)
+        rc = ax_buf_puts(b, field ? "},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+                                  : ",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    if (rc && b->data) { /* never leave half an event behind */
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return rc;
 }
 
 /* ---- errors ----------------------------------------------------------- */
@@ -51,13 +111,18 @@ json_t *api_lossy_string(const char *s, size_t n)
 static const char *type_for(int status)
 {
     switch (status) {
-    case 400: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 404: return "not_found_error";
-    case 405: return "invalid_request_error";
-    case 413: return "invalid_request_error";
-    case 503: return "unavailable_error";
-    default: return "server_error";
+    case 400:
+    case 405:
+    case 413:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 404:
+        return "not_found_error";
+    case 503:
+        return "unavailable_error";
+    default:
+        return "server_error";
     }
 }
 
@@ -71,15 +136,25 @@ void api_error_from(struct api_error *e, enum ax_err code, const char *message)
     case AX_ERANGE:
     case AX_ETEMPLATE:
     case AX_ECONTEXT:
-    case AX_EUNSUPPORTED: status = 400; break;
-    case AX_ETOOBIG: status = 413; break;
+    case AX_EUNSUPPORTED:
+        status = 400;
+        break;
+    case AX_ETOOBIG:
+        status = 413;
+        break;
     case AX_EBUSY:
-    case AX_ESHUTDOWN: status = 503; break;
-    case AX_ENOTFOUND: status = 404; break;
-    default: status = 500; break;
+    case AX_ESHUTDOWN:
+        status = 503;
+        break;
+    case AX_ENOTFOUND:
+        status = 404;
+        break;
+    default:
+        status = 500;
+        break;
     }
-    api_fail(e, code, status, type_for(status), NULL, "%s", message && *message ? message
-                                                                                 : ax_strerror(code));
+    api_fail(e, code, status, type_for(status), NULL, "%s",
+             message && *message ? message : ax_strerror(code));
 }
 
 json_t *api_error_json(const struct api_error *e)
@@ -108,8 +183,10 @@ void api_make_id(char *out, size_t n, const char *prefix)
     if (got != (ssize_t)sizeof rnd) {
         /* Uniqueness only matters to clients that key on it. */
         static unsigned long ctr;
-        unsigned long x = (unsigned long)time(NULL) ^ (__atomic_add_fetch(&ctr, 1, __ATOMIC_RELAXED) * 2654435761u);
-        for (size_t i = 0; i < sizeof rnd; i++, x = x * 6364136223846793005ul + 1442695040888963407ul)
+        unsigned long x = (unsigned long)time(NULL) ^
+                          (__atomic_add_fetch(&ctr, 1, __ATOMIC_RELAXED) * 2654435761u);
+        for (size_t i = 0; i < sizeof rnd;
+             i++, x = x * 6364136223846793005ul + 1442695040888963407ul)
             rnd[i] = (unsigned char)(x >> 33);
     }
     char tail[sizeof rnd + 1];
@@ -132,7 +209,7 @@ json_t *api_usage_json(const struct api_usage *u)
 {
     return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:I}}", "prompt_tokens", (json_int_t)u->prompt,
                      "completion_tokens", (json_int_t)u->completion, "total_tokens",
-                     (json_int_t)(u->prompt + u->completion), "prompt_tokens_details",
+                     (json_int_t)u->prompt + (json_int_t)u->completion, "prompt_tokens_details",
                      "cached_tokens", (json_int_t)u->cached, "completion_tokens_details",
                      "reasoning_tokens", (json_int_t)u->reasoning);
 }
@@ -162,8 +239,8 @@ json_t *api_chat_completion(const struct api_result *r)
     if (!msg)
         return NULL;
     if (r->reasoning && r->reasoning_len)
-        json_object_set_new(msg, "reasoning_content", api_lossy_string(r->reasoning,
-                                                                       r->reasoning_len));
+        json_object_set_new(msg, "reasoning_content",
+                            api_lossy_string(r->reasoning, r->reasoning_len));
     if (calls)
         json_object_set(msg, "tool_calls", r->tool_calls);
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:O, s:s}], s:o}", "id", r->id,
@@ -178,9 +255,9 @@ json_t *api_text_completion(const struct api_result *r)
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:o, s:i, s:O, s:s}], s:o}", "id", r->id,
                      "object", "text_completion", "created", (json_int_t)r->created, "model",
                      r->model, "system_fingerprint", "axserve", "choices", "text",
-                     opt_text(r->content ? r->content : "", r->content_len), "index", 0,
-                     "logprobs", r->logprobs ? r->logprobs : json_null(), "finish_reason",
-                     r->finish, "usage", api_usage_json(&r->usage));
+                     opt_text(r->content ? r->content : "", r->content_len), "index", 0, "logprobs",
+                     r->logprobs ? r->logprobs : json_null(), "finish_reason", r->finish, "usage",
+                     api_usage_json(&r->usage));
 }
 
 json_t *api_chat_chunk(const char *id, long created, const char *model, json_t *delta,
@@ -189,9 +266,8 @@ json_t *api_chat_chunk(const char *id, long created, const char *model, json_t *
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:o, s:o}]}", "id", id, "object",
                      "chat.completion.chunk", "created", (json_int_t)created, "model", model,
                      "system_fingerprint", "axserve", "choices", "index", 0, "delta",
-                     delta ? delta : json_object(), "logprobs",
-                     logprobs ? logprobs : json_null(), "finish_reason",
-                     finish ? json_string(finish) : json_null());
+                     delta ? delta : json_object(), "logprobs", logprobs ? logprobs : json_null(),
+                     "finish_reason", finish ? json_string(finish) : json_null());
 }
 
 json_t *api_usage_chunk(const char *id, long created, const char *model, int chat,

@@ -5,13 +5,18 @@
 
 #include "backend/axcl/axcl.h"
 #include "backend/cpu/cpu.h"
+#include "model/model.h"
 #include "util/mem.h"
 
 enum ax_err backend_open(const struct backend_opts *opts, const struct model *m,
                          struct backend **out, char *err)
 {
     *out = NULL;
-    const char *name = opts->name ? opts->name : "cpu";
+    /* "auto": an AXERA compiled directory can only run on the card, an HF
+     * checkpoint only on the CPU. */
+    const char *name = opts->name;
+    if (!name || !strcmp(name, "auto"))
+        name = model_kind(m) == MODEL_AXMODEL ? "axcl" : "cpu";
     struct backend *b = ax_calloc(1, sizeof *b);
     if (!b)
         return ax_fail(err, AX_ENOMEM, "out of memory opening backend");
@@ -21,7 +26,7 @@ enum ax_err backend_open(const struct backend_opts *opts, const struct model *m,
     else if (!strcmp(name, "axcl"))
         e = axcl_backend_open(opts, m, b, err);
     else
-        e = ax_fail(err, AX_EINVAL, "unknown backend '%s' (use cpu or axcl)", name);
+        e = ax_fail(err, AX_EINVAL, "unknown backend '%s' (use auto, cpu or axcl)", name);
     if (e == AX_OK && (!b->ops || b->ops->version != BACKEND_IFACE_VERSION)) {
         if (b->ops && b->ops->free)
             b->ops->free(b->ctx);

@@ -42,7 +42,7 @@ struct backend_seq {
 };
 
 struct backend_opts {
-    const char *name;     /* "cpu" or "axcl" */
+    const char *name;     /* "cpu", "axcl", or NULL/"auto": by model kind */
     int n_threads;        /* 0 = one per core (cpu) */
     int n_slots;          /* 0 = sized from memory */
     int n_ctx;            /* 0 = model maximum (capped by memory) */

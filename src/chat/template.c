@@ -42,7 +42,8 @@ static const char *token_string(const json_t *v)
     return NULL;
 }
 
-static enum ax_err load_tokens(struct chat_template *t, const json_t *cfg, const char *path, char *err)
+static enum ax_err load_tokens(struct chat_template *t, const json_t *cfg, const char *path,
+                               char *err)
 {
     t->tokens = json_object();
     if (!t->tokens)
@@ -53,7 +54,8 @@ static enum ax_err load_tokens(struct chat_template *t, const json_t *cfg, const
             continue;
         const char *s = token_string(v);
         if (!s)
-            return ax_fail(err, AX_EFORMAT, "%s: %s must be a string or {\"content\": string}", path, token_keys[i]);
+            return ax_fail(err, AX_EFORMAT, "%s: %s must be a string or {\"content\": string}",
+                           path, token_keys[i]);
         if (*s && json_object_set_new(t->tokens, token_keys[i], json_string(s)))
             return ax_fail(err, AX_ENOMEM, "out of memory");
     }
@@ -64,10 +66,12 @@ static enum ax_err load_tokens(struct chat_template *t, const json_t *cfg, const
             return ax_fail(err, AX_ENOMEM, "out of memory");
         size_t i;
         const json_t *v;
-        json_array_foreach(extra, i, v) {
+        json_array_foreach(extra, i, v)
+        {
             const char *s = token_string(v);
             if (!s)
-                return ax_fail(err, AX_EFORMAT, "%s: additional_special_tokens[%zu] is not a token", path, i);
+                return ax_fail(err, AX_EFORMAT, "%s: additional_special_tokens[%zu] is not a token",
+                               path, i);
             if (json_array_append_new(list, json_string(s)))
                 return ax_fail(err, AX_ENOMEM, "out of memory");
         }
@@ -75,7 +79,8 @@ static enum ax_err load_tokens(struct chat_template *t, const json_t *cfg, const
     return AX_OK;
 }
 
-static enum ax_err parse_one(const char *src, size_t len, const char *what, struct jinja_tmpl **out, char *err)
+static enum ax_err parse_one(const char *src, size_t len, const char *what, struct jinja_tmpl **out,
+                             char *err)
 {
     char jerr[AX_ERRLEN];
     enum ax_err e = jinja_parse(src, len, out, jerr);
@@ -84,18 +89,23 @@ static enum ax_err parse_one(const char *src, size_t len, const char *what, stru
     return AX_OK;
 }
 
-static enum ax_err load_templates(struct chat_template *t, const json_t *ct, const char *path, char *err)
+static enum ax_err load_templates(struct chat_template *t, const json_t *ct, const char *path,
+                                  char *err)
 {
     if (json_is_string(ct))
         return parse_one(json_string_value(ct), json_string_length(ct), path, &t->def, err);
     if (!json_is_array(ct))
-        return ax_fail(err, AX_EFORMAT, "%s: chat_template must be a string or a list of {name, template}", path);
+        return ax_fail(err, AX_EFORMAT,
+                       "%s: chat_template must be a string or a list of {name, template}", path);
     size_t i;
     const json_t *item;
-    json_array_foreach(ct, i, item) {
-        const json_t *name = json_object_get(item, "name"), *tmpl = json_object_get(item, "template");
+    json_array_foreach(ct, i, item)
+    {
+        const json_t *name = json_object_get(item, "name"),
+                     *tmpl = json_object_get(item, "template");
         if (!json_is_string(name) || !json_is_string(tmpl))
-            return ax_fail(err, AX_EFORMAT, "%s: chat_template[%zu] needs string name and template", path, i);
+            return ax_fail(err, AX_EFORMAT, "%s: chat_template[%zu] needs string name and template",
+                           path, i);
         struct jinja_tmpl **slot = NULL;
         if (!strcmp(json_string_value(name), "default"))
             slot = &t->def;
@@ -105,12 +115,14 @@ static enum ax_err load_templates(struct chat_template *t, const json_t *ct, con
             continue;
         char what[300];
         snprintf(what, sizeof what, "%.200s (template '%s')", path, json_string_value(name));
-        enum ax_err e = parse_one(json_string_value(tmpl), json_string_length(tmpl), what, slot, err);
+        enum ax_err e =
+            parse_one(json_string_value(tmpl), json_string_length(tmpl), what, slot, err);
         if (e)
             return e;
     }
     if (!t->def && !t->tool_use)
-        return ax_fail(err, AX_EFORMAT, "%s: chat_template list has no 'default' or 'tool_use' template", path);
+        return ax_fail(err, AX_EFORMAT,
+                       "%s: chat_template list has no 'default' or 'tool_use' template", path);
     return AX_OK;
 }
 
@@ -155,7 +167,8 @@ enum ax_err chat_template_load(const char *path, struct chat_template **out, cha
     ax_free(text);
     if (!json_is_object(cfg)) {
         json_decref(cfg);
-        return ax_fail(err, AX_EJSON, "%s: not a JSON object (line %d: %s)", path, jerr.line, jerr.text);
+        return ax_fail(err, AX_EJSON, "%s: not a JSON object (line %d: %s)", path, jerr.line,
+                       jerr.text);
     }
     struct chat_template *t = ax_calloc(1, sizeof *t);
     if (!t) {
@@ -165,7 +178,8 @@ enum ax_err chat_template_load(const char *path, struct chat_template **out, cha
     const json_t *ct = json_object_get(cfg, "chat_template");
     e = load_tokens(t, cfg, path, err);
     if (!e)
-        e = ct && !json_is_null(ct) ? load_templates(t, ct, path, err) : load_side_file(t, path, err);
+        e = ct && !json_is_null(ct) ? load_templates(t, ct, path, err)
+                                    : load_side_file(t, path, err);
     json_decref(cfg);
     if (e) {
         chat_template_free(t);
@@ -201,27 +215,32 @@ static enum ax_err norm_content(json_t *msg, size_t i, char *err)
 {
     json_t *c = json_object_get(msg, "content");
     if (!c || json_is_null(c))
-        return json_object_set_new(msg, "content", json_string("")) ? ax_fail(err, AX_ENOMEM, "out of memory")
-                                                                     : AX_OK;
+        return json_object_set_new(msg, "content", json_string(""))
+                   ? ax_fail(err, AX_ENOMEM, "out of memory")
+                   : AX_OK;
     if (json_is_string(c))
         return AX_OK;
     if (!json_is_array(c))
-        return ax_fail(err, AX_EINVAL, "messages[%zu].content must be a string, an array of text parts or null", i);
+        return ax_fail(err, AX_EINVAL,
+                       "messages[%zu].content must be a string, an array of text parts or null", i);
     struct ax_buf b;
     ax_buf_init(&b, (size_t)1 << 30);
     size_t k;
     json_t *part;
-    json_array_foreach(c, k, part) {
+    json_array_foreach(c, k, part)
+    {
         const json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
-        if (!json_is_object(part) || !json_is_string(type) || strcmp(json_string_value(type), "text") ||
-            !json_is_string(text)) {
+        if (!json_is_object(part) || !json_is_string(type) ||
+            strcmp(json_string_value(type), "text") != 0 || !json_is_string(text)) {
             ax_buf_free(&b);
-            return ax_fail(err, AX_EINVAL,
-                           "messages[%zu].content[%zu] must be {\"type\": \"text\", \"text\": string} "
-                           "(other part types are not supported)",
-                           i, k);
+            return ax_fail(
+                err, AX_EINVAL,
+                "messages[%zu].content[%zu] must be {\"type\": \"text\", \"text\": string} "
+                "(other part types are not supported)",
+                i, k);
         }
-        if ((k && ax_buf_putc(&b, '\n')) || ax_buf_append(&b, json_string_value(text), json_string_length(text))) {
+        if ((k && ax_buf_putc(&b, '\n')) ||
+            ax_buf_append(&b, json_string_value(text), json_string_length(text))) {
             ax_buf_free(&b);
             return ax_fail(err, AX_ENOMEM, "out of memory");
         }
@@ -242,22 +261,26 @@ static enum ax_err check_tool_calls(const json_t *msg, size_t i, char *err)
         return ax_fail(err, AX_EINVAL, "messages[%zu].tool_calls must be an array", i);
     size_t k;
     const json_t *call;
-    json_array_foreach(tc, k, call) {
+    json_array_foreach(tc, k, call)
+    {
         if (!json_is_object(call))
             return ax_fail(err, AX_EINVAL, "messages[%zu].tool_calls[%zu] must be an object", i, k);
         const json_t *fn = json_object_get(call, "function");
         if (fn && !json_is_object(fn))
-            return ax_fail(err, AX_EINVAL, "messages[%zu].tool_calls[%zu].function must be an object", i, k);
+            return ax_fail(err, AX_EINVAL,
+                           "messages[%zu].tool_calls[%zu].function must be an object", i, k);
         const json_t *args = fn ? json_object_get(fn, "arguments") : NULL;
         if (args && !json_is_string(args) && !json_is_object(args))
-            return ax_fail(err, AX_EINVAL,
-                           "messages[%zu].tool_calls[%zu].function.arguments must be a string or an object", i, k);
+            return ax_fail(
+                err, AX_EINVAL,
+                "messages[%zu].tool_calls[%zu].function.arguments must be a string or an object", i,
+                k);
     }
     return AX_OK;
 }
 
-static enum ax_err build_vars(const struct chat_template *t, const json_t *req, json_t *vars, int *has_tools,
-                              char *err)
+static enum ax_err build_vars(const struct chat_template *t, const json_t *req, json_t *vars,
+                              int *has_tools, char *err)
 {
     if (!json_is_object(req))
         return ax_fail(err, AX_EINVAL, "request must be a JSON object");
@@ -269,7 +292,8 @@ static enum ax_err build_vars(const struct chat_template *t, const json_t *req, 
         return ax_fail(err, AX_ENOMEM, "out of memory");
     size_t i;
     json_t *m;
-    json_array_foreach(copy, i, m) {
+    json_array_foreach(copy, i, m)
+    {
         if (!json_is_object(m))
             return ax_fail(err, AX_EINVAL, "messages[%zu] must be an object", i);
         if (!json_is_string(json_object_get(m, "role")))
@@ -292,16 +316,25 @@ static enum ax_err build_vars(const struct chat_template *t, const json_t *req, 
         return ax_fail(err, AX_EINVAL, "add_generation_prompt must be true or false");
     if (json_object_set_new(vars, "add_generation_prompt", json_boolean(!agp || json_is_true(agp))))
         return ax_fail(err, AX_ENOMEM, "out of memory");
-    if (json_object_update(vars, t->tokens))
-        return ax_fail(err, AX_ENOMEM, "out of memory");
+    /* deep copies: t is shared between threads, so its JSON values must not
+     * gain references (refcount updates) from here */
+    const char *key;
+    json_t *val;
+    json_object_foreach(t->tokens, key, val)
+    {
+        if (json_object_set_new(vars, key, json_deep_copy(val)))
+            return ax_fail(err, AX_ENOMEM, "out of memory");
+    }
     const json_t *kw = json_object_get(req, "chat_template_kwargs");
     if (kw && !json_is_null(kw)) {
         if (!json_is_object(kw))
             return ax_fail(err, AX_EINVAL, "chat_template_kwargs must be an object");
-        static const char *const reserved[] = {"messages", "tools", "documents", "add_generation_prompt"};
+        static const char *const reserved[] = {"messages", "tools", "documents",
+                                               "add_generation_prompt"};
         for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
             if (json_object_get(kw, reserved[r]))
-                return ax_fail(err, AX_EINVAL, "chat_template_kwargs.%s is not allowed; use the request field",
+                return ax_fail(err, AX_EINVAL,
+                               "chat_template_kwargs.%s is not allowed; use the request field",
                                reserved[r]);
         if (json_object_update(vars, (json_t *)kw))
             return ax_fail(err, AX_ENOMEM, "out of memory");
@@ -309,7 +342,8 @@ static enum ax_err build_vars(const struct chat_template *t, const json_t *req, 
     return AX_OK;
 }
 
-static enum ax_err render(const struct jinja_tmpl *tm, const json_t *vars, struct ax_buf *out, char *err)
+static enum ax_err render(const struct jinja_tmpl *tm, const json_t *vars, struct ax_buf *out,
+                          char *err)
 {
     size_t len0 = out->len;
     char jerr[AX_ERRLEN];
@@ -323,7 +357,8 @@ static enum ax_err render(const struct jinja_tmpl *tm, const json_t *vars, struc
     return AX_OK;
 }
 
-enum ax_err chat_template_render(const struct chat_template *t, const json_t *request, struct ax_buf *out, char *err)
+enum ax_err chat_template_render(const struct chat_template *t, const json_t *request,
+                                 struct ax_buf *out, char *err)
 {
     json_t *vars = json_object();
     if (!vars)
@@ -331,15 +366,17 @@ enum ax_err chat_template_render(const struct chat_template *t, const json_t *re
     int has_tools = 0;
     enum ax_err e = build_vars(t, request, vars, &has_tools, err);
     if (!e) {
-        const struct jinja_tmpl *tm = has_tools && t->tool_use ? t->tool_use : t->def ? t->def : t->tool_use;
+        const struct jinja_tmpl *tm = has_tools && t->tool_use ? t->tool_use
+                                      : t->def                 ? t->def
+                                                               : t->tool_use;
         e = render(tm, vars, out, err);
     }
     json_decref(vars);
     return e;
 }
 
-enum ax_err chat_template_render_vars(const struct chat_template *t, const json_t *vars, struct ax_buf *out,
-                                      char *err)
+enum ax_err chat_template_render_vars(const struct chat_template *t, const json_t *vars,
+                                      struct ax_buf *out, char *err)
 {
     if (!json_is_object(vars))
         return ax_fail(err, AX_EINVAL, "template variables must be a JSON object");

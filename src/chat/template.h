@@ -28,7 +28,8 @@ struct chat_template;
    objects {"content": ...}) from tokenizer_config.json. Also accepts a separate
    chat_template.jinja file next to it if the config lacks the key.
    OUT *out valid on AX_OK; free with chat_template_free. */
-enum ax_err chat_template_load(const char *tokenizer_config_path, struct chat_template **out, char *err);
+enum ax_err chat_template_load(const char *tokenizer_config_path, struct chat_template **out,
+                               char *err);
 void chat_template_free(struct chat_template *t);
 
 /* request: a JSON object {messages, tools?, chat_template_kwargs?, add_generation_prompt?
@@ -37,13 +38,14 @@ void chat_template_free(struct chat_template *t);
    AX_EINVAL for a bad request (message says which field), AX_ETEMPLATE for a template
    error, AX_ETOOBIG when out's ceiling or a render limit is crossed.
    Thread-safe: t is read-only after load. */
-enum ax_err chat_template_render(const struct chat_template *t, const json_t *request, struct ax_buf *out, char *err);
+enum ax_err chat_template_render(const struct chat_template *t, const json_t *request,
+                                 struct ax_buf *out, char *err);
 
 /* Renders a bare Jinja template file with the variables of a JSON object
    (testing aid for `axserve template --jinja`): same environment, no
    normalisation. */
 enum ax_err chat_template_load_file(const char *jinja_path, struct chat_template **out, char *err);
-enum ax_err chat_template_render_vars(const struct chat_template *t, const json_t *vars, struct ax_buf *out,
-                                      char *err);
+enum ax_err chat_template_render_vars(const struct chat_template *t, const json_t *vars,
+                                      struct ax_buf *out, char *err);
 
 #endif

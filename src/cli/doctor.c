@@ -277,17 +277,20 @@ static int check_backend(struct doc *d, const struct model *m)
     ok("kv-direct", "%s", line);
     snprintf(line, sizeof line, "%s; switch AXSERVE_AXCL_ASYNC=0|1", in.async_why);
     ok("async", "%s", line);
+    snprintf(line, sizeof line, "%s; switch AXSERVE_AXCL_PACKED=0", in.packed_why);
+    ok("packed", "%s", line);
     snprintf(line, sizeof line, "%s; switch AXSERVE_AXCL_PINNED=0",
              in.pinned ? "on (axclrtMallocHost)" : "off (AXSERVE_AXCL_PINNED=0)");
     ok("pinned", "%s", line);
     /* Per decoded token: one upload per card, one execute per layer, the
      * post model, (async) one sync per card, one download per card. */
-    int calls =
-        layers + 1 + 2 * in.n_cards + (in.async ? in.n_cards : 0) + (in.kv_direct ? 0 : 2 * layers);
+    int calls = layers + 1 + 2 * in.n_cards + (in.async ? in.n_cards : 0) +
+                (in.kv_direct ? 0 : 2 * layers) + (in.packed ? 0 : 2 * in.n_cards);
     snprintf(line, sizeof line,
              "%d bus calls per decoded token = %.2f per layer (vendor runtime: 5-6 per layer); "
              "assumes buffer binding is host-side bookkeeping - if tokens differ from "
-             "--backend cpu, retry with AXSERVE_AXCL_KV_DIRECT=0 and AXSERVE_AXCL_ASYNC=0",
+             "--backend cpu, retry with AXSERVE_AXCL_KV_DIRECT=0, AXSERVE_AXCL_ASYNC=0 and "
+             "AXSERVE_AXCL_PACKED=0",
              calls, (double)calls / layers);
     ok("bus-calls", "%s", line);
     backend_free(b);
@@ -314,6 +317,8 @@ int cli_doctor(int argc, char **argv)
             return 2;
         }
     }
+    if (!d.devices && getenv("AXSERVE_AXCL_DEVICES"))
+        d.devices = getenv("AXSERVE_AXCL_DEVICES");
     if (!check_runtime(&d)) {
         printf("doctor: NOT ready\n");
         return 1;

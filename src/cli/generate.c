@@ -45,9 +45,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: axserve generate -m DIR (--prompt TEXT | --ids 1,2,3) [-n N] [--top K]\n"
-            "         [--backend cpu|axcl] [--temperature T] [--seed S] [--quant none|q8|q4]\n"
+            "         [--backend auto|cpu|axcl] [--temperature T] [--seed S] [--quant none|q8|q4]\n"
             "         [--threads N] [--ignore-eos] [--kv f16|f32] [--slots N] [--ctx N]\n"
-            "         [--prefill-chunk N]\n"
+            "         [--prefill-chunk N] [--devices 1,2]\n"
             "Prints {\"tokens\", \"top\", \"timings\"} as JSON. Defaults: -n 16, --top 5,\n"
             "--temperature 0 (greedy), the checkpoint's own precision.\n");
 }
@@ -73,7 +73,7 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
     memset(a, 0, sizeof *a);
     a->n = 16;
     a->top = 5;
-    a->bo.name = "cpu";
+    a->bo.name = "auto"; /* by model kind, see backend_open */
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--ignore-eos")) {
@@ -103,6 +103,7 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
         else if (!strcmp(f, "--backend")) a->bo.name = v;
         else if (!strcmp(f, "--quant")) a->bo.quant = v;
         else if (!strcmp(f, "--kv")) a->bo.kv_type = v;
+        else if (!strcmp(f, "--devices")) a->bo.devices = v;
         else if (!strcmp(f, "--temperature")) {
             char *end;
             a->temperature = strtod(v, &end);

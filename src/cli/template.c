@@ -10,8 +10,8 @@
  *   axserve template --cases           stdin: [{"template": T, "vars": {...}}];
  *                                      prints a JSON array as --batch does
  *
- * DIR holds tokenizer_config.json (directly or in a tokenizer/ subfolder);
- * -m may also name the JSON file itself. */
+ * DIR is a model directory as model_open() reads it (tokenizer_config.json
+ * directly or in a tokenizer/ subfolder); -m may also name the JSON file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "chat/template.h"
 #include "cli/cli.h"
 #include "jinja/jinja.h"
+#include "model/model.h"
 #include "util/buf.h"
 #include "util/file.h"
 #include "util/mem.h"
@@ -28,25 +29,41 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: axserve template -m MODEL_DIR [--batch] < request.json\n"
-               "       axserve template --jinja FILE [--batch] < variables.json\n"
-               "       axserve template --cases < [{\"template\": ..., \"vars\": {...}}, ...]\n"
-               "Renders a chat request ({messages, tools?, chat_template_kwargs?, add_generation_prompt?})\n"
-               "with the model's chat template and prints the prompt exactly. --batch reads a JSON\n"
-               "array and prints a JSON array of prompts, {\"error\": \"...\"} for failed items.\n");
+    fprintf(f,
+            "usage: axserve template -m MODEL_DIR [--batch] < request.json\n"
+            "       axserve template --jinja FILE [--batch] < variables.json\n"
+            "       axserve template --cases < [{\"template\": ..., \"vars\": {...}}, ...]\n"
+            "Renders a chat request ({messages, tools?, chat_template_kwargs?, "
+            "add_generation_prompt?})\n"
+            "with the model's chat template and prints the prompt exactly. --batch reads a JSON\n"
+            "array and prints a JSON array of prompts, {\"error\": \"...\"} for failed items.\n");
 }
 
-static int find_config(const char *m, char *path, size_t n)
+/* -m names tokenizer_config.json itself, or a model directory that
+ * model_open() understands (its tokenizer_config.json, possibly in a
+ * tokenizer/ subfolder). */
+static int find_config(const char *m, char *path, size_t n, char *err)
 {
     if (ax_file_exists(m)) {
         snprintf(path, n, "%s", m);
         return 0;
     }
-    if (!ax_path_join(path, n, m, "tokenizer_config.json") && ax_file_exists(path))
-        return 0;
-    if (!ax_path_join(path, n, m, "tokenizer/tokenizer_config.json") && ax_file_exists(path))
-        return 0;
-    return -1;
+    struct model *mod;
+    if (model_open(m, &mod, err))
+        return -1;
+    const char *cfg = model_tokenizer_config(mod);
+    int rc = 0;
+    if (!cfg) {
+        snprintf(err, AX_ERRLEN,
+                 "%s has no tokenizer_config.json (needed for the chat template); "
+                 "use a complete model directory (axserve pull)",
+                 m);
+        rc = -1;
+    } else {
+        snprintf(path, n, "%s", cfg);
+    }
+    model_free(mod);
+    return rc;
 }
 
 static int read_stdin(struct ax_buf *b)
@@ -59,10 +76,11 @@ static int read_stdin(struct ax_buf *b)
     return ferror(stdin) ? -1 : 0;
 }
 
-static enum ax_err render_one(const struct chat_template *t, int raw, const json_t *req, struct ax_buf *out,
-                              char *err)
+static enum ax_err render_one(const struct chat_template *t, int raw, const json_t *req,
+                              struct ax_buf *out, char *err)
 {
-    return raw ? chat_template_render_vars(t, req, out, err) : chat_template_render(t, req, out, err);
+    return raw ? chat_template_render_vars(t, req, out, err)
+               : chat_template_render(t, req, out, err);
 }
 
 /* One {"template", "vars"} case; the result or {"error": ...}. */
@@ -78,7 +96,8 @@ static json_t *render_case(const json_t *c)
         snprintf(err, sizeof err, "a case needs a string template and an object vars");
     else if (!(e = jinja_parse(json_string_value(src), json_string_length(src), &t, err)))
         e = jinja_render(t, vars, NULL, &out, err);
-    json_t *r = e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
+    json_t *r =
+        e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
     jinja_free(t);
     ax_buf_free(&out);
     return r;
@@ -93,7 +112,8 @@ static int run_cases(const json_t *in)
     json_t *results = json_array();
     size_t i;
     const json_t *c;
-    json_array_foreach(in, i, c) {
+    json_array_foreach(in, i, c)
+    {
         json_t *r = render_case(c);
         if (!r || json_array_append_new(results, r)) {
             json_decref(results);
@@ -120,12 +140,14 @@ static int run_batch(const struct chat_template *t, int raw, const json_t *in)
     json_t *results = json_array();
     size_t i;
     const json_t *req;
-    json_array_foreach(in, i, req) {
+    json_array_foreach(in, i, req)
+    {
         struct ax_buf out;
         char err[AX_ERRLEN];
         ax_buf_init(&out, PROMPT_MAX);
         enum ax_err e = render_one(t, raw, req, &out, err);
-        json_t *r = e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
+        json_t *r =
+            e ? json_pack("{s:s}", "error", err) : json_stringn(out.data ? out.data : "", out.len);
         ax_buf_free(&out);
         if (!r || json_array_append_new(results, r)) {
             json_decref(results);
@@ -188,8 +210,8 @@ int cli_template(int argc, char **argv)
     struct chat_template *t = NULL;
     enum ax_err e;
     if (model) {
-        if (find_config(model, path, sizeof path)) {
-            fprintf(stderr, "axserve template: no tokenizer_config.json in %s (nor in %s/tokenizer/)\n", model, model);
+        if (find_config(model, path, sizeof path, err)) {
+            fprintf(stderr, "axserve template: %s\n", err);
             return 1;
         }
         e = chat_template_load(path, &t, err);
@@ -206,9 +228,11 @@ int cli_template(int argc, char **argv)
     json_error_t jerr;
     json_t *req = NULL;
     if (read_stdin(&in)) {
-        fprintf(stderr, "axserve template: cannot read stdin (or larger than %zu bytes)\n", STDIN_MAX);
+        fprintf(stderr, "axserve template: cannot read stdin (or larger than %zu bytes)\n",
+                STDIN_MAX);
     } else if (!(req = json_loadb(in.data ? in.data : "", in.len, 0, &jerr))) {
-        fprintf(stderr, "axserve template: stdin is not JSON (line %d: %s)\n", jerr.line, jerr.text);
+        fprintf(stderr, "axserve template: stdin is not JSON (line %d: %s)\n", jerr.line,
+                jerr.text);
     } else if (batch) {
         rc = run_batch(t, jinja != NULL, req);
     } else {

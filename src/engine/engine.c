@@ -733,6 +733,8 @@ static void emit_token(struct eng *e, struct eng_req *q, int32_t id, float lp, s
         return;
     }
     /* Drop the released text, keep the held-back tail. */
+    if (!q->held.data) /* nothing held yet: the token was a partial UTF-8 sequence */
+        return;
     memmove(q->held.data, q->held.data + n_text, q->held.len - n_text);
     q->held.len -= n_text;
     q->held.data[q->held.len] = 0;

@@ -48,8 +48,7 @@ struct http_response {
 
 /* ---- listening socket ------------------------------------------------ */
 
-static enum ax_err open_listener(const char *host, int port, int *fd_out, int *port_out,
-                                 char *err)
+static enum ax_err open_listener(const char *host, int port, int *fd_out, int *port_out, char *err)
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -75,9 +74,10 @@ static enum ax_err open_listener(const char *host, int port, int *fd_out, int *p
     }
     freeaddrinfo(res);
     if (fd < 0)
-        return ax_fail(err, AX_EIO, "cannot listen on %s:%d: %s (pick another --port)", host,
-                       port, strerror(saved ? saved : EADDRNOTAVAIL));
+        return ax_fail(err, AX_EIO, "cannot listen on %s:%d: %s (pick another --port)", host, port,
+                       strerror(saved ? saved : EADDRNOTAVAIL));
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET)
@@ -108,10 +108,12 @@ struct http_response *http_resp_new(int status, const char *content_type, const 
     return h;
 }
 
-int http_resp_status(const struct http_response *r) { return r->status; }
+int http_resp_status(const struct http_response *r)
+{
+    return r->status;
+}
 
-struct http_response *http_resp_header(struct http_response *r, const char *name,
-                                       const char *value)
+struct http_response *http_resp_header(struct http_response *r, const char *name, const char *value)
 {
     if (r)
         MHD_add_response_header(r->r, name, value);
@@ -177,8 +179,14 @@ struct http_response *http_resp_stream(int status, const char *content_type, htt
 
 /* ---- the request ----------------------------------------------------- */
 
-const char *http_method(const struct http_request *r) { return r->method; }
-const char *http_path(const struct http_request *r) { return r->path; }
+const char *http_method(const struct http_request *r)
+{
+    return r->method;
+}
+const char *http_path(const struct http_request *r)
+{
+    return r->path;
+}
 
 const char *http_header(const struct http_request *r, const char *name)
 {
@@ -191,7 +199,10 @@ const char *http_body(const struct http_request *r, size_t *len)
     return r->body.data ? r->body.data : "";
 }
 
-int http_body_too_large(const struct http_request *r) { return r->too_large; }
+int http_body_too_large(const struct http_request *r)
+{
+    return r->too_large;
+}
 
 int http_client_gone(const struct http_request *r)
 {
@@ -247,8 +258,8 @@ static struct http_response *preflight(struct http_server *s, struct MHD_Connect
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct http_server *s = cls;
@@ -330,22 +341,24 @@ enum ax_err http_start(const struct http_config *cfg, struct http_server **out, 
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET,
+                            s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)cfg->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
     if (!s->d) {
         http_stop(s);
-        return ax_fail(err, AX_EIO, "libmicrohttpd could not start on %s:%d", cfg->host,
-                       cfg->port);
+        return ax_fail(err, AX_EIO, "libmicrohttpd could not start on %s:%d", cfg->host, cfg->port);
     }
     *out = s;
     return AX_OK;
 }
 
-int http_port(const struct http_server *s) { return s->port; }
+int http_port(const struct http_server *s)
+{
+    return s->port;
+}
 
 void http_quiesce(struct http_server *s)
 {

@@ -19,43 +19,168 @@
 
 /* ---- names ---- */
 enum {
-    F_ABS, F_ATTR, F_BATCH, F_CAPITALIZE, F_COUNT, F_DEFAULT, F_DICTSORT, F_ESCAPE, F_FIRST, F_FLOAT, F_INDENT,
-    F_INT, F_ITEMS, F_JOIN, F_LAST, F_LENGTH, F_LIST, F_LOWER, F_MAP, F_MAX, F_MIN, F_REJECT, F_REJECTATTR,
-    F_REPLACE, F_REVERSE, F_ROUND, F_SAFE, F_SELECT, F_SELECTATTR, F_SORT, F_STRING, F_SUM, F_TITLE, F_TOJSON,
-    F_TRIM, F_UNIQUE, F_UPPER, F_WORDCOUNT, F_CENTER,
+    F_ABS,
+    F_ATTR,
+    F_BATCH,
+    F_CAPITALIZE,
+    F_COUNT,
+    F_DEFAULT,
+    F_DICTSORT,
+    F_ESCAPE,
+    F_FIRST,
+    F_FLOAT,
+    F_INDENT,
+    F_INT,
+    F_ITEMS,
+    F_JOIN,
+    F_LAST,
+    F_LENGTH,
+    F_LIST,
+    F_LOWER,
+    F_MAP,
+    F_MAX,
+    F_MIN,
+    F_REJECT,
+    F_REJECTATTR,
+    F_REPLACE,
+    F_REVERSE,
+    F_ROUND,
+    F_SAFE,
+    F_SELECT,
+    F_SELECTATTR,
+    F_SORT,
+    F_STRING,
+    F_SUM,
+    F_TITLE,
+    F_TOJSON,
+    F_TRIM,
+    F_UNIQUE,
+    F_UPPER,
+    F_WORDCOUNT,
+    F_CENTER,
 };
 static const struct {
     const char *name;
     int id;
 } filters[] = {
-    {"abs", F_ABS}, {"attr", F_ATTR}, {"batch", F_BATCH}, {"capitalize", F_CAPITALIZE}, {"count", F_COUNT},
-    {"d", F_DEFAULT}, {"default", F_DEFAULT}, {"dictsort", F_DICTSORT}, {"e", F_ESCAPE}, {"escape", F_ESCAPE},
-    {"first", F_FIRST}, {"float", F_FLOAT}, {"indent", F_INDENT}, {"int", F_INT}, {"items", F_ITEMS},
-    {"join", F_JOIN}, {"last", F_LAST}, {"length", F_LENGTH}, {"list", F_LIST}, {"lower", F_LOWER},
-    {"map", F_MAP}, {"max", F_MAX}, {"min", F_MIN}, {"reject", F_REJECT}, {"rejectattr", F_REJECTATTR},
-    {"replace", F_REPLACE}, {"reverse", F_REVERSE}, {"round", F_ROUND}, {"safe", F_SAFE}, {"select", F_SELECT},
-    {"selectattr", F_SELECTATTR}, {"sort", F_SORT}, {"string", F_STRING}, {"sum", F_SUM}, {"title", F_TITLE},
-    {"tojson", F_TOJSON}, {"trim", F_TRIM}, {"unique", F_UNIQUE}, {"upper", F_UPPER},
-    {"wordcount", F_WORDCOUNT}, {"center", F_CENTER},
+    {"abs", F_ABS},
+    {"attr", F_ATTR},
+    {"batch", F_BATCH},
+    {"capitalize", F_CAPITALIZE},
+    {"count", F_COUNT},
+    {"d", F_DEFAULT},
+    {"default", F_DEFAULT},
+    {"dictsort", F_DICTSORT},
+    {"e", F_ESCAPE},
+    {"escape", F_ESCAPE},
+    {"first", F_FIRST},
+    {"float", F_FLOAT},
+    {"indent", F_INDENT},
+    {"int", F_INT},
+    {"items", F_ITEMS},
+    {"join", F_JOIN},
+    {"last", F_LAST},
+    {"length", F_LENGTH},
+    {"list", F_LIST},
+    {"lower", F_LOWER},
+    {"map", F_MAP},
+    {"max", F_MAX},
+    {"min", F_MIN},
+    {"reject", F_REJECT},
+    {"rejectattr", F_REJECTATTR},
+    {"replace", F_REPLACE},
+    {"reverse", F_REVERSE},
+    {"round", F_ROUND},
+    {"safe", F_SAFE},
+    {"select", F_SELECT},
+    {"selectattr", F_SELECTATTR},
+    {"sort", F_SORT},
+    {"string", F_STRING},
+    {"sum", F_SUM},
+    {"title", F_TITLE},
+    {"tojson", F_TOJSON},
+    {"trim", F_TRIM},
+    {"unique", F_UNIQUE},
+    {"upper", F_UPPER},
+    {"wordcount", F_WORDCOUNT},
+    {"center", F_CENTER},
 };
 
 enum {
-    X_BOOLEAN, X_CALLABLE, X_DEFINED, X_DIVISIBLEBY, X_EQ, X_ESCAPED, X_EVEN, X_FALSE, X_FILTER, X_FLOAT, X_GE,
-    X_GT, X_IN, X_INTEGER, X_ITERABLE, X_LE, X_LOWER, X_LT, X_MAPPING, X_NE, X_NONE, X_NUMBER, X_ODD, X_SAMEAS,
-    X_SEQUENCE, X_STRING, X_TEST, X_TRUE, X_UNDEFINED, X_UPPER,
+    X_BOOLEAN,
+    X_CALLABLE,
+    X_DEFINED,
+    X_DIVISIBLEBY,
+    X_EQ,
+    X_ESCAPED,
+    X_EVEN,
+    X_FALSE,
+    X_FILTER,
+    X_FLOAT,
+    X_GE,
+    X_GT,
+    X_IN,
+    X_INTEGER,
+    X_ITERABLE,
+    X_LE,
+    X_LOWER,
+    X_LT,
+    X_MAPPING,
+    X_NE,
+    X_NONE,
+    X_NUMBER,
+    X_ODD,
+    X_SAMEAS,
+    X_SEQUENCE,
+    X_STRING,
+    X_TEST,
+    X_TRUE,
+    X_UNDEFINED,
+    X_UPPER,
 };
 static const struct {
     const char *name;
     int id;
 } tests[] = {
-    {"boolean", X_BOOLEAN}, {"callable", X_CALLABLE}, {"defined", X_DEFINED}, {"divisibleby", X_DIVISIBLEBY},
-    {"eq", X_EQ}, {"equalto", X_EQ}, {"==", X_EQ}, {"escaped", X_ESCAPED}, {"even", X_EVEN},
-    {"false", X_FALSE}, {"filter", X_FILTER}, {"float", X_FLOAT}, {"ge", X_GE}, {">=", X_GE},
-    {"gt", X_GT}, {">", X_GT}, {"greaterthan", X_GT}, {"in", X_IN}, {"integer", X_INTEGER},
-    {"iterable", X_ITERABLE}, {"le", X_LE}, {"<=", X_LE}, {"lower", X_LOWER}, {"lt", X_LT}, {"<", X_LT},
-    {"lessthan", X_LT}, {"mapping", X_MAPPING}, {"ne", X_NE}, {"!=", X_NE}, {"none", X_NONE},
-    {"number", X_NUMBER}, {"odd", X_ODD}, {"sameas", X_SAMEAS}, {"sequence", X_SEQUENCE},
-    {"string", X_STRING}, {"test", X_TEST}, {"true", X_TRUE}, {"undefined", X_UNDEFINED}, {"upper", X_UPPER},
+    {"boolean", X_BOOLEAN},
+    {"callable", X_CALLABLE},
+    {"defined", X_DEFINED},
+    {"divisibleby", X_DIVISIBLEBY},
+    {"eq", X_EQ},
+    {"equalto", X_EQ},
+    {"==", X_EQ},
+    {"escaped", X_ESCAPED},
+    {"even", X_EVEN},
+    {"false", X_FALSE},
+    {"filter", X_FILTER},
+    {"float", X_FLOAT},
+    {"ge", X_GE},
+    {">=", X_GE},
+    {"gt", X_GT},
+    {">", X_GT},
+    {"greaterthan", X_GT},
+    {"in", X_IN},
+    {"integer", X_INTEGER},
+    {"iterable", X_ITERABLE},
+    {"le", X_LE},
+    {"<=", X_LE},
+    {"lower", X_LOWER},
+    {"lt", X_LT},
+    {"<", X_LT},
+    {"lessthan", X_LT},
+    {"mapping", X_MAPPING},
+    {"ne", X_NE},
+    {"!=", X_NE},
+    {"none", X_NONE},
+    {"number", X_NUMBER},
+    {"odd", X_ODD},
+    {"sameas", X_SAMEAS},
+    {"sequence", X_SEQUENCE},
+    {"string", X_STRING},
+    {"test", X_TEST},
+    {"true", X_TRUE},
+    {"undefined", X_UNDEFINED},
+    {"upper", X_UPPER},
 };
 
 int jfilter_id(const char *name)
@@ -82,8 +207,8 @@ struct bound {
 };
 
 /* params: names of the parameters after the first (the filtered value). */
-static int bind(struct jstate *s, const char *fname, const char *const *params, struct jv *args, size_t nargs,
-                const char **kn, struct jv *kv, size_t nkw, struct bound *b)
+static int bind(struct jstate *s, const char *fname, const char *const *params, struct jv *args,
+                size_t nargs, const char **kn, struct jv *kv, size_t nkw, struct bound *b)
 {
     size_t np = 0;
     while (params[np])
@@ -97,7 +222,7 @@ static int bind(struct jstate *s, const char *fname, const char *const *params, 
     }
     for (size_t k = 0; k < nkw; k++) {
         size_t i;
-        for (i = 0; i < np && strcmp(params[i], kn[k]); i++)
+        for (i = 0; i < np && strcmp(params[i], kn[k]) != 0; i++)
             ;
         if (i == np)
             return jfail(s, "%s() got an unexpected keyword argument '%s'", fname, kn[k]);
@@ -122,17 +247,23 @@ static int arg_int(struct jstate *s, struct bound *b, int i, int64_t def, int64_
     return 0;
 }
 
-static int arg_bool(struct bound *b, int i, int def) { return b->have[i] ? jv_truthy(b->v[i]) : def; }
+static int arg_bool(struct bound *b, int i, int def)
+{
+    return b->have[i] ? jv_truthy(b->v[i]) : def;
+}
 
 /* ---- string helpers ---- */
 /* str.splitlines() boundaries */
 static int is_linebreak(int32_t cp)
 {
-    return cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 ||
-           cp == 0x2028 || cp == 0x2029;
+    return cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) ||
+           cp == 0x85 || cp == 0x2028 || cp == 0x2029;
 }
 
-static int str_of(struct jstate *s, struct jv v, struct jv *out) { return jv_tostr(s, v, out); }
+static int str_of(struct jstate *s, struct jv v, struct jv *out)
+{
+    return jv_tostr(s, v, out);
+}
 
 static int need_str(struct jstate *s, struct jv v, const char *what)
 {
@@ -156,15 +287,25 @@ static int map_case(struct jstate *s, struct jv in, int mode, struct jv *out)
         int32_t cp, r;
         size_t l = ju8_dec(p + i, n - i, &cp);
         utf8proc_category_t cat = utf8proc_category(cp);
-        int cased = cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
+        int cased = cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+                    cat == UTF8PROC_CATEGORY_LT;
         switch (mode) {
-        case 0: r = utf8proc_tolower(cp); break;
-        case 1: r = utf8proc_toupper(cp); break;
-        case 2: r = prev_cased ? utf8proc_tolower(cp) : utf8proc_totitle(cp); break;
-        case 3: r = first ? utf8proc_totitle(cp) : utf8proc_tolower(cp); break;
+        case 0:
+            r = utf8proc_tolower(cp);
+            break;
+        case 1:
+            r = utf8proc_toupper(cp);
+            break;
+        case 2:
+            r = prev_cased ? utf8proc_tolower(cp) : utf8proc_totitle(cp);
+            break;
+        case 3:
+            r = first ? utf8proc_totitle(cp) : utf8proc_tolower(cp);
+            break;
         default: {
             /* jinja's title: words split at runs of [-\s({\[<] */
-            int sep = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || jpy_isspace(cp);
+            int sep =
+                cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || jpy_isspace(cp);
             r = sep ? cp : word_start ? utf8proc_toupper(cp) : utf8proc_tolower(cp);
             word_start = sep;
             break;
@@ -231,7 +372,8 @@ static struct jv strip(struct jv in, struct jv chars, int which)
     return jv_str(p + a, b - a);
 }
 
-static int str_replace(struct jstate *s, struct jv in, struct jv old, struct jv new, int64_t count, struct jv *out)
+static int str_replace(struct jstate *s, struct jv in, struct jv old, struct jv new, int64_t count,
+                       struct jv *out)
 {
     struct ax_buf b;
     ax_buf_init(&b, s->out_max);
@@ -257,13 +399,15 @@ static int str_replace(struct jstate *s, struct jv in, struct jv old, struct jv 
         return jbuf_done(s, &b, out);
     }
     while (i <= n) {
-        const char *hit = (count < 0 || done < count) ? memmem(p + i, n - i, old.u.s.p, old.u.s.n) : NULL;
+        const char *hit =
+            (count < 0 || done < count) ? memmem(p + i, n - i, old.u.s.p, old.u.s.n) : NULL;
         if (!hit) {
             if (jbuf_put(s, &b, p + i, n - i))
                 goto fail;
             break;
         }
-        if (jbuf_put(s, &b, p + i, (size_t)(hit - (p + i))) || jbuf_put(s, &b, new.u.s.p, new.u.s.n))
+        if (jbuf_put(s, &b, p + i, (size_t)(hit - (p + i))) ||
+            jbuf_put(s, &b, new.u.s.p, new.u.s.n))
             goto fail;
         i = (size_t)(hit - p) + old.u.s.n;
         done++;
@@ -292,7 +436,8 @@ static int list_push(struct jstate *s, struct jv *list, size_t *cap, struct jv v
 }
 
 /* str.split / rsplit with Python's rules. */
-static int str_split(struct jstate *s, struct jv in, struct jv sep, int64_t maxsplit, int right, struct jv *out)
+static int str_split(struct jstate *s, struct jv in, struct jv sep, int64_t maxsplit, int right,
+                     struct jv *out)
 {
     size_t cap = 0;
     if (jv_newlist(s, JV_LIST, 0, out))
@@ -370,7 +515,8 @@ static int str_split(struct jstate *s, struct jv in, struct jv sep, int64_t maxs
         size_t i = 0;
         int64_t done = 0;
         for (;;) {
-            const char *hit = (maxsplit < 0 || done < maxsplit) ? memmem(p + i, n - i, sp, sn) : NULL;
+            const char *hit =
+                (maxsplit < 0 || done < maxsplit) ? memmem(p + i, n - i, sp, sn) : NULL;
             if (!hit)
                 return list_push(s, out, &cap, jv_str(p + i, n - i));
             if (list_push(s, out, &cap, jv_str(p + i, (size_t)(hit - p) - i)))
@@ -410,7 +556,10 @@ static int str_split(struct jstate *s, struct jv in, struct jv sep, int64_t maxs
     return 0;
 }
 
-static size_t cp_index(const char *p, size_t byte_off) { return ju8_len(p, byte_off); }
+static size_t cp_index(const char *p, size_t byte_off)
+{
+    return ju8_len(p, byte_off);
+}
 
 /* Byte offset of code point i (clamped to the end). */
 static size_t u8_offset_pub(const char *p, size_t n, size_t i)
@@ -479,7 +628,8 @@ static int key_cmp(struct sortctx *c, struct jv a, struct jv b)
     return c->reverse ? -r : r;
 }
 
-static void msort(struct sortctx *c, struct jv *keys, struct jv *vals, struct jv *tk, struct jv *tv, size_t n)
+static void msort(struct sortctx *c, struct jv *keys, struct jv *vals, struct jv *tk, struct jv *tv,
+                  size_t n)
 {
     if (n < 2)
         return;
@@ -509,10 +659,12 @@ static void msort(struct sortctx *c, struct jv *keys, struct jv *vals, struct jv
 }
 
 /* Sorts items by key (attribute path or the item), returns a new list. */
-static int sort_items(struct jstate *s, struct jlist items, struct jv attr, int reverse, int cs, struct jv *out)
+static int sort_items(struct jstate *s, struct jlist items, struct jv attr, int reverse, int cs,
+                      struct jv *out)
 {
     size_t n = items.n;
-    struct jv *keys = ja_alloc(&s->ar, (n + 1) * sizeof *keys), *tk = ja_alloc(&s->ar, (n + 1) * sizeof *tk),
+    struct jv *keys = ja_alloc(&s->ar, (n + 1) * sizeof *keys),
+              *tk = ja_alloc(&s->ar, (n + 1) * sizeof *tk),
               *tv = ja_alloc(&s->ar, (n + 1) * sizeof *tv);
     if (!keys || !tk || !tv || jv_newlist(s, JV_LIST, n, out))
         return joom(s);
@@ -544,17 +696,26 @@ static int f_default(struct jv in, struct bound *b, struct jv *out)
 static int f_length(struct jstate *s, struct jv in, struct jv *out)
 {
     switch (in.k) {
-    case JV_STR: *out = jv_int((int64_t)ju8_len(in.u.s.p, in.u.s.n)); return 0;
+    case JV_STR:
+        *out = jv_int((int64_t)ju8_len(in.u.s.p, in.u.s.n));
+        return 0;
     case JV_LIST:
     case JV_TUPLE:
         if (in.sub == SUB_GEN)
             return jfail(s, "object of type 'generator' has no len()");
         *out = jv_int((int64_t)in.u.l->n);
         return 0;
-    case JV_DICT: *out = jv_int((int64_t)in.u.d->n); return 0;
-    case JV_UNDEF: *out = jv_int(0); return 0;
-    case JV_LOOP: *out = jv_int(in.u.lp->n); return 0;
-    default: return jfail(s, "object of type '%s' has no len()", jv_typename(in));
+    case JV_DICT:
+        *out = jv_int((int64_t)in.u.d->n);
+        return 0;
+    case JV_UNDEF:
+        *out = jv_int(0);
+        return 0;
+    case JV_LOOP:
+        *out = jv_int(in.u.lp->n);
+        return 0;
+    default:
+        return jfail(s, "object of type '%s' has no len()", jv_typename(in));
     }
 }
 
@@ -582,7 +743,8 @@ static int f_indent(struct jstate *s, struct jv in, struct bound *b, struct jv *
     struct jv ind;
     if (in.k != JV_STR)
         return in.k == JV_UNDEF ? jfail(s, "indent of an undefined value")
-                                : jfail(s, "unsupported operand type(s) for +=: '%s' and 'str'", jv_typename(in));
+                                : jfail(s, "unsupported operand type(s) for +=: '%s' and 'str'",
+                                        jv_typename(in));
     if (b->have[0] && b->v[0].k == JV_STR) {
         ind = b->v[0];
     } else {
@@ -669,8 +831,8 @@ static int f_tojson(struct jstate *s, struct jv in, struct bound *b, struct jv *
     o.key_sep_n = 2;
     if (b->have[2] && b->v[2].k != JV_NONE) {
         struct jv sep = b->v[2];
-        if ((sep.k != JV_LIST && sep.k != JV_TUPLE) || sep.u.l->n != 2 || sep.u.l->v[0].k != JV_STR ||
-            sep.u.l->v[1].k != JV_STR)
+        if ((sep.k != JV_LIST && sep.k != JV_TUPLE) || sep.u.l->n != 2 ||
+            sep.u.l->v[0].k != JV_STR || sep.u.l->v[1].k != JV_STR)
             return jfail(s, "tojson separators must be a pair of strings");
         o.item_sep = sep.u.l->v[0].u.s.p;
         o.item_sep_n = sep.u.l->v[0].u.s.n;
@@ -699,13 +861,15 @@ static int f_round(struct jstate *s, struct jv in, struct bound *b, struct jv *o
         method = b->v[1].u.s.p;
         mn = b->v[1].u.s.n;
     }
-    int common = mn == 6 && !memcmp(method, "common", 6), ceil_ = mn == 4 && !memcmp(method, "ceil", 4),
+    int common = mn == 6 && !memcmp(method, "common", 6),
+        ceil_ = mn == 4 && !memcmp(method, "ceil", 4),
         floor_ = mn == 5 && !memcmp(method, "floor", 5);
     if (!common && !ceil_ && !floor_)
         return jfail(s, "method must be common, ceil or floor");
     if (!jv_is_num(in))
-        return in.k == JV_UNDEF ? jfail(s, "'%.*s' is undefined", (int)in.u.s.n, in.u.s.p ? in.u.s.p : "")
-                                : jfail(s, "type %s doesn't define __round__ method", jv_typename(in));
+        return in.k == JV_UNDEF
+                   ? jfail(s, "'%.*s' is undefined", (int)in.u.s.n, in.u.s.p ? in.u.s.p : "")
+                   : jfail(s, "type %s doesn't define __round__ method", jv_typename(in));
     if (prec > 300 || prec < -300)
         prec = prec > 0 ? 300 : -300;
     double x = jv_num(in);
@@ -753,7 +917,8 @@ static int parse_py_int(struct jv in, int64_t base, int64_t *out)
     for (size_t i = 0; i < t.u.s.n; i++) {
         char c = t.u.s.p[i];
         if (c == '_') {
-            if (!i || i + 1 >= t.u.s.n || t.u.s.p[i + 1] == '_' || !isalnum((unsigned char)t.u.s.p[i - 1]))
+            if (!i || i + 1 >= t.u.s.n || t.u.s.p[i + 1] == '_' ||
+                !isalnum((unsigned char)t.u.s.p[i - 1]))
                 return 0;
             continue;
         }
@@ -816,9 +981,12 @@ static int f_int(struct jstate *s, struct jv in, struct bound *b, struct jv *out
     int64_t v;
     double f;
     switch (in.k) {
-    case JV_UNDEF: return jfail(s, "'%.*s' is undefined", (int)in.u.s.n, in.u.s.p ? in.u.s.p : "");
+    case JV_UNDEF:
+        return jfail(s, "'%.*s' is undefined", (int)in.u.s.n, in.u.s.p ? in.u.s.p : "");
     case JV_INT:
-    case JV_BOOL: *out = jv_int(in.u.i); return 0;
+    case JV_BOOL:
+        *out = jv_int(in.u.i);
+        return 0;
     case JV_FLOAT:
         if (isnan(in.u.f) || isinf(in.u.f) || fabs(in.u.f) >= 9.2e18) {
             *out = def;
@@ -835,7 +1003,9 @@ static int f_int(struct jstate *s, struct jv in, struct bound *b, struct jv *out
             *out = def;
         }
         return 0;
-    default: *out = def; return 0;
+    default:
+        *out = def;
+        return 0;
     }
 }
 
@@ -863,11 +1033,21 @@ static int f_escape(struct jstate *s, struct jv in, struct jv *out)
     for (size_t i = 0; i < in.u.s.n; i++) {
         const char *r = NULL;
         switch (in.u.s.p[i]) {
-        case '&': r = "&amp;"; break;
-        case '<': r = "&lt;"; break;
-        case '>': r = "&gt;"; break;
-        case '"': r = "&#34;"; break;
-        case '\'': r = "&#39;"; break;
+        case '&':
+            r = "&amp;";
+            break;
+        case '<':
+            r = "&lt;";
+            break;
+        case '>':
+            r = "&gt;";
+            break;
+        case '"':
+            r = "&#34;";
+            break;
+        case '\'':
+            r = "&#39;";
+            break;
         }
         if (r ? jbuf_put(s, &b, r, strlen(r)) : jbuf_put(s, &b, in.u.s.p + i, 1)) {
             ax_buf_free(&b);
@@ -888,8 +1068,8 @@ static int f_wordcount(struct jstate *s, struct jv in, struct jv *out)
         i += ju8_dec(in.u.s.p + i, in.u.s.n - i, &cp);
         utf8proc_category_t c = utf8proc_category(cp);
         int w = cp == '_' || (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
-                (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO) || c == UTF8PROC_CATEGORY_MN ||
-                c == UTF8PROC_CATEGORY_MC;
+                (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO) ||
+                c == UTF8PROC_CATEGORY_MN || c == UTF8PROC_CATEGORY_MC;
         if (w && !inword)
             words++;
         inword = w;
@@ -899,7 +1079,8 @@ static int f_wordcount(struct jstate *s, struct jv in, struct jv *out)
 }
 
 /* select/reject/selectattr/rejectattr and map(filter) share this */
-static int apply_test_args(struct jstate *s, struct jv item, struct jv *args, size_t nargs, int *res)
+static int apply_test_args(struct jstate *s, struct jv item, struct jv *args, size_t nargs,
+                           int *res)
 {
     if (!nargs) {
         *res = jv_truthy(item);
@@ -915,9 +1096,11 @@ static int apply_test_args(struct jstate *s, struct jv item, struct jv *args, si
     return jtest_apply(s, id, item, args + 1, nargs - 1, res);
 }
 
-static int f_select(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs, struct jv *out)
+static int f_select(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs,
+                    struct jv *out)
 {
-    int attr = id == F_SELECTATTR || id == F_REJECTATTR, want = id == F_SELECT || id == F_SELECTATTR;
+    int attr = id == F_SELECTATTR || id == F_REJECTATTR,
+        want = id == F_SELECT || id == F_SELECTATTR;
     struct jlist items;
     size_t cap = 0;
     if (attr && !nargs)
@@ -928,10 +1111,11 @@ static int f_select(struct jstate *s, int id, struct jv in, struct jv *args, siz
         return -1;
     for (size_t i = 0; i < items.n; i++) {
         struct jv v = items.v[i];
-        int r;
+        int r = 0;
         if (attr && attr_path(s, v, args[0], &v))
             return -1;
-        if (apply_test_args(s, v, args + attr, nargs - (size_t)attr, &r))
+        /* args may be NULL when there are none: no arithmetic on it then */
+        if (apply_test_args(s, v, attr ? args + 1 : args, nargs - (size_t)attr, &r))
             return -1;
         if (r == want && list_push(s, out, &cap, items.v[i]))
             return -1;
@@ -939,8 +1123,8 @@ static int f_select(struct jstate *s, int id, struct jv in, struct jv *args, siz
     return 0;
 }
 
-static int f_map(struct jstate *s, struct jv in, struct jv *args, size_t nargs, const char **kn, struct jv *kv,
-                 size_t nkw, struct jscope *sc, struct jv *out)
+static int f_map(struct jstate *s, struct jv in, struct jv *args, size_t nargs, const char **kn,
+                 struct jv *kv, size_t nkw, struct jscope *sc, struct jv *out)
 {
     struct jlist items;
     if (!jv_truthy(in)) /* do_map: `if value:` guards the loop */
@@ -1035,7 +1219,8 @@ static int f_sum(struct jstate *s, struct jv in, struct bound *b, struct jv *out
                 acc = r;
                 continue;
             }
-            return jfail(s, "unsupported operand type(s) for +: '%s' and '%s'", jv_typename(acc), jv_typename(v));
+            return jfail(s, "unsupported operand type(s) for +: '%s' and '%s'", jv_typename(acc),
+                         jv_typename(v));
         }
         if (acc.k != JV_FLOAT && v.k != JV_FLOAT) {
             int64_t r;
@@ -1193,14 +1378,16 @@ static int f_center(struct jstate *s, struct jv in, struct bound *b, struct jv *
     return 0;
 }
 
-int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs, const char **kn,
-                  struct jv *kv, size_t nkw, struct jscope *sc, struct jv *out)
+int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs,
+                  const char **kn, struct jv *kv, size_t nkw, struct jscope *sc, struct jv *out)
 {
+    *out = jv_undef(NULL);
     static const char *const none[] = {NULL};
     static const char *const p_default[] = {"default_value", "boolean", NULL};
     static const char *const p_join[] = {"d", "attribute", NULL};
     static const char *const p_indent[] = {"width", "first", "blank", NULL};
-    static const char *const p_tojson[] = {"ensure_ascii", "indent", "separators", "sort_keys", NULL};
+    static const char *const p_tojson[] = {"ensure_ascii", "indent", "separators", "sort_keys",
+                                           NULL};
     static const char *const p_round[] = {"precision", "method", NULL};
     static const char *const p_int[] = {"default", "base", NULL};
     static const char *const p_float[] = {"default", NULL};
@@ -1222,24 +1409,56 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
             break;
         }
     switch (id) {
-    case F_DEFAULT: params = p_default; break;
-    case F_JOIN: params = p_join; break;
-    case F_INDENT: params = p_indent; break;
-    case F_TOJSON: params = p_tojson; break;
-    case F_ROUND: params = p_round; break;
-    case F_INT: params = p_int; break;
-    case F_FLOAT: params = p_float; break;
-    case F_REPLACE: params = p_replace; break;
-    case F_SORT: params = p_sort; break;
+    case F_DEFAULT:
+        params = p_default;
+        break;
+    case F_JOIN:
+        params = p_join;
+        break;
+    case F_INDENT:
+        params = p_indent;
+        break;
+    case F_TOJSON:
+        params = p_tojson;
+        break;
+    case F_ROUND:
+        params = p_round;
+        break;
+    case F_INT:
+        params = p_int;
+        break;
+    case F_FLOAT:
+        params = p_float;
+        break;
+    case F_REPLACE:
+        params = p_replace;
+        break;
+    case F_SORT:
+        params = p_sort;
+        break;
     case F_MAX:
     case F_MIN:
-    case F_UNIQUE: params = p_minmax; break;
-    case F_SUM: params = p_sum; break;
-    case F_DICTSORT: params = p_dictsort; break;
-    case F_BATCH: params = p_batch; break;
-    case F_TRIM: params = p_trim; break;
-    case F_ATTR: params = p_attr; break;
-    case F_CENTER: params = p_center; break;
+    case F_UNIQUE:
+        params = p_minmax;
+        break;
+    case F_SUM:
+        params = p_sum;
+        break;
+    case F_DICTSORT:
+        params = p_dictsort;
+        break;
+    case F_BATCH:
+        params = p_batch;
+        break;
+    case F_TRIM:
+        params = p_trim;
+        break;
+    case F_ATTR:
+        params = p_attr;
+        break;
+    case F_CENTER:
+        params = p_center;
+        break;
     case F_MAP:
         if (f_map(s, in, args, nargs, kn, kv, nkw, sc, out))
             return -1;
@@ -1255,7 +1474,8 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
             return -1;
         out->sub = SUB_GEN;
         return 0;
-    default: break;
+    default:
+        break;
     }
     if (bind(s, fname, params, args, nargs, kn, kv, nkw, &b))
         return -1;
@@ -1283,12 +1503,17 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
             return -1;
         out->sub = SUB_GEN;
         return 0;
-    case F_CAPITALIZE: return str_of(s, in, &t) || map_case(s, t, 3, out);
+    case F_CAPITALIZE:
+        return str_of(s, in, &t) || map_case(s, t, 3, out);
     case F_COUNT:
-    case F_LENGTH: return f_length(s, in, out);
-    case F_DEFAULT: return f_default(in, &b, out);
-    case F_DICTSORT: return f_dictsort(s, in, &b, out);
-    case F_ESCAPE: return f_escape(s, in, out);
+    case F_LENGTH:
+        return f_length(s, in, out);
+    case F_DEFAULT:
+        return f_default(in, &b, out);
+    case F_DICTSORT:
+        return f_dictsort(s, in, &b, out);
+    case F_ESCAPE:
+        return f_escape(s, in, out);
     case F_FIRST:
         if (jiter(s, in, &items))
             return -1;
@@ -1300,36 +1525,46 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
             return 0;
         }
         if (in.k == JV_STR)
-            return f_reverse(s, in, &t) || jfilter_apply(s, F_FIRST, t, NULL, 0, NULL, NULL, 0, sc, out);
+            return f_reverse(s, in, &t) ||
+                   jfilter_apply(s, F_FIRST, t, NULL, 0, NULL, NULL, 0, sc, out);
         if (jiter(s, in, &items))
             return -1;
         *out = items.n ? items.v[items.n - 1] : jv_undef(NULL);
         return 0;
-    case F_FLOAT: return f_float(s, in, &b, out);
-    case F_INDENT: return f_indent(s, in, &b, out);
-    case F_INT: return f_int(s, in, &b, out);
+    case F_FLOAT:
+        return f_float(s, in, &b, out);
+    case F_INDENT:
+        return f_indent(s, in, &b, out);
+    case F_INT:
+        return f_int(s, in, &b, out);
     case F_ITEMS:
         if (f_items(s, in, out))
             return -1;
         out->sub = SUB_GEN;
         return 0;
-    case F_JOIN: return f_join(s, in, &b, out);
+    case F_JOIN:
+        return f_join(s, in, &b, out);
     case F_LIST:
         if (jiter(s, in, &items) || jv_newlist(s, JV_LIST, items.n, out))
             return -1;
         if (items.n)
             memcpy(out->u.l->v, items.v, items.n * sizeof *items.v);
         return 0;
-    case F_LOWER: return str_of(s, in, &t) || map_case(s, t, 0, out);
-    case F_UPPER: return str_of(s, in, &t) || map_case(s, t, 1, out);
-    case F_TITLE: return str_of(s, in, &t) || map_case(s, t, 4, out);
+    case F_LOWER:
+        return str_of(s, in, &t) || map_case(s, t, 0, out);
+    case F_UPPER:
+        return str_of(s, in, &t) || map_case(s, t, 1, out);
+    case F_TITLE:
+        return str_of(s, in, &t) || map_case(s, t, 4, out);
     case F_MAX:
-    case F_MIN: return f_minmax(s, in, &b, id == F_MAX, out);
+    case F_MIN:
+        return f_minmax(s, in, &b, id == F_MAX, out);
     case F_REPLACE: {
         int64_t count;
         if (!b.have[0] || !b.have[1])
             return jfail(s, "replace() needs old and new");
-        if (str_of(s, in, &t) || need_str(s, b.v[0], "replace old") || arg_int(s, &b, 2, -1, &count))
+        if (str_of(s, in, &t) || need_str(s, b.v[0], "replace old") ||
+            arg_int(s, &b, 2, -1, &count))
             return -1;
         struct jv nw;
         if (str_of(s, b.v[1], &nw))
@@ -1342,15 +1577,20 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
         if (out->k == JV_LIST)
             out->sub = SUB_GEN; /* reversed(): an iterator */
         return 0;
-    case F_ROUND: return f_round(s, in, &b, out);
+    case F_ROUND:
+        return f_round(s, in, &b, out);
     case F_SAFE:
-    case F_STRING: return str_of(s, in, out);
+    case F_STRING:
+        return str_of(s, in, out);
     case F_SORT:
         if (jiter(s, in, &items))
             return -1;
-        return sort_items(s, items, b.have[2] ? b.v[2] : jv_none(), arg_bool(&b, 0, 0), arg_bool(&b, 1, 0), out);
-    case F_SUM: return f_sum(s, in, &b, out);
-    case F_TOJSON: return f_tojson(s, in, &b, out);
+        return sort_items(s, items, b.have[2] ? b.v[2] : jv_none(), arg_bool(&b, 0, 0),
+                          arg_bool(&b, 1, 0), out);
+    case F_SUM:
+        return f_sum(s, in, &b, out);
+    case F_TOJSON:
+        return f_tojson(s, in, &b, out);
     case F_TRIM:
         if (str_of(s, in, &t))
             return -1;
@@ -1361,9 +1601,12 @@ int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_
             return -1;
         out->sub = SUB_GEN;
         return 0;
-    case F_WORDCOUNT: return f_wordcount(s, in, out);
-    case F_CENTER: return f_center(s, in, &b, out);
-    default: return jfail(s, "unsupported filter");
+    case F_WORDCOUNT:
+        return f_wordcount(s, in, out);
+    case F_CENTER:
+        return f_center(s, in, &b, out);
+    default:
+        return jfail(s, "unsupported filter");
     }
 }
 
@@ -1422,18 +1665,27 @@ static int case_test(struct jstate *s, struct jv in, int upper, int *res)
 
 int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs, int *res)
 {
-    int64_t r;
-    int needs = id == X_DIVISIBLEBY || id == X_EQ || id == X_NE || id == X_GT || id == X_GE || id == X_LT ||
-                id == X_LE || id == X_IN || id == X_SAMEAS;
+    int64_t r = 0;
+    *res = 0;
+    int needs = id == X_DIVISIBLEBY || id == X_EQ || id == X_NE || id == X_GT || id == X_GE ||
+                id == X_LT || id == X_LE || id == X_IN || id == X_SAMEAS;
     if (needs && nargs != 1)
         return jfail(s, "test takes exactly one argument (%zu given)", nargs);
     if (!needs && nargs)
         return jfail(s, "test takes no arguments (%zu given)", nargs);
     switch (id) {
-    case X_BOOLEAN: *res = in.k == JV_BOOL; return 0;
-    case X_CALLABLE: *res = in.k == JV_CALL || in.k == JV_LOOP || in.k == JV_UNDEF; return 0;
-    case X_DEFINED: *res = in.k != JV_UNDEF; return 0;
-    case X_UNDEFINED: *res = in.k == JV_UNDEF; return 0;
+    case X_BOOLEAN:
+        *res = in.k == JV_BOOL;
+        return 0;
+    case X_CALLABLE:
+        *res = in.k == JV_CALL || in.k == JV_LOOP || in.k == JV_UNDEF;
+        return 0;
+    case X_DEFINED:
+        *res = in.k != JV_UNDEF;
+        return 0;
+    case X_UNDEFINED:
+        *res = in.k == JV_UNDEF;
+        return 0;
     case X_DIVISIBLEBY:
         if (args[0].k != JV_INT && args[0].k != JV_BOOL)
             return jfail(s, "divisibleby needs an integer");
@@ -1448,8 +1700,11 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
     case X_GT:
     case X_GE:
     case X_LT:
-    case X_LE: return test_cmp(s, id, in, args[0], res);
-    case X_ESCAPED: *res = 0; return 0;
+    case X_LE:
+        return test_cmp(s, id, in, args[0], res);
+    case X_ESCAPED:
+        *res = 0;
+        return 0;
     case X_EVEN:
     case X_ODD:
         if (in.k != JV_INT && in.k != JV_BOOL && in.k != JV_FLOAT)
@@ -1465,8 +1720,12 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
             return -1;
         *res = id == X_EVEN ? r == 0 : r == 1;
         return 0;
-    case X_FALSE: *res = in.k == JV_BOOL && !in.u.i; return 0;
-    case X_TRUE: *res = in.k == JV_BOOL && in.u.i; return 0;
+    case X_FALSE:
+        *res = in.k == JV_BOOL && !in.u.i;
+        return 0;
+    case X_TRUE:
+        *res = in.k == JV_BOOL && in.u.i;
+        return 0;
     case X_FILTER:
     case X_TEST: {
         char name[64];
@@ -1479,14 +1738,21 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
         *res = (id == X_FILTER ? jfilter_id(name) : jtest_id(name)) >= 0;
         return 0;
     }
-    case X_FLOAT: *res = in.k == JV_FLOAT; return 0;
-    case X_INTEGER: *res = in.k == JV_INT; return 0;
-    case X_NUMBER: *res = jv_is_num(in); return 0;
+    case X_FLOAT:
+        *res = in.k == JV_FLOAT;
+        return 0;
+    case X_INTEGER:
+        *res = in.k == JV_INT;
+        return 0;
+    case X_NUMBER:
+        *res = jv_is_num(in);
+        return 0;
     case X_IN: {
         struct jv seq = args[0];
         if (seq.k == JV_STR) {
             if (in.k != JV_STR)
-                return jfail(s, "'in <string>' requires string as left operand, not %s", jv_typename(in));
+                return jfail(s, "'in <string>' requires string as left operand, not %s",
+                             jv_typename(in));
             *res = !in.u.s.n || memmem(seq.u.s.p, seq.u.s.n, in.u.s.p, in.u.s.n);
             return 0;
         }
@@ -1503,17 +1769,26 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
         return 0;
     }
     case X_ITERABLE:
-        *res = in.k == JV_STR || in.k == JV_LIST || in.k == JV_TUPLE || in.k == JV_DICT || in.k == JV_UNDEF ||
-               in.k == JV_LOOP;
+        *res = in.k == JV_STR || in.k == JV_LIST || in.k == JV_TUPLE || in.k == JV_DICT ||
+               in.k == JV_UNDEF || in.k == JV_LOOP;
         return 0;
     case X_SEQUENCE:
-        *res = in.k == JV_STR || (in.k == JV_LIST && !in.sub) || in.k == JV_TUPLE || in.k == JV_DICT || in.k == JV_UNDEF;
+        *res = in.k == JV_STR || (in.k == JV_LIST && !in.sub) || in.k == JV_TUPLE ||
+               in.k == JV_DICT || in.k == JV_UNDEF;
         return 0;
-    case X_MAPPING: *res = in.k == JV_DICT; return 0;
-    case X_NONE: *res = in.k == JV_NONE; return 0;
-    case X_STRING: *res = in.k == JV_STR; return 0;
-    case X_LOWER: return case_test(s, in, 0, res);
-    case X_UPPER: return case_test(s, in, 1, res);
+    case X_MAPPING:
+        *res = in.k == JV_DICT;
+        return 0;
+    case X_NONE:
+        *res = in.k == JV_NONE;
+        return 0;
+    case X_STRING:
+        *res = in.k == JV_STR;
+        return 0;
+    case X_LOWER:
+        return case_test(s, in, 0, res);
+    case X_UPPER:
+        return case_test(s, in, 1, res);
     case X_SAMEAS: {
         struct jv o = args[0];
         if (in.k != o.k)
@@ -1528,24 +1803,59 @@ int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t 
             *res = in.u.l == o.u.l;
         return 0;
     }
-    default: return jfail(s, "unsupported test");
+    default:
+        return jfail(s, "unsupported test");
     }
 }
 
 /* ---- globals ---- */
 enum {
-    G_RANGE = 1, G_NAMESPACE, G_DICT, G_RAISE, G_STRFTIME,
+    G_RANGE = 1,
+    G_NAMESPACE,
+    G_DICT,
+    G_RAISE,
+    G_STRFTIME,
     /* str methods */
-    M_STARTSWITH = 100, M_ENDSWITH, M_SPLIT, M_RSPLIT, M_STRIP, M_LSTRIP, M_RSTRIP, M_UPPER, M_LOWER, M_TITLE,
-    M_CAPITALIZE, M_REPLACE, M_FIND, M_RFIND, M_COUNT, M_JOIN, M_ISDIGIT, M_ISALPHA, M_ISALNUM, M_ISSPACE,
-    M_ISLOWER, M_ISUPPER, M_SPLITLINES, M_FORMAT, M_INDEX, M_RINDEX,
+    M_STARTSWITH = 100,
+    M_ENDSWITH,
+    M_SPLIT,
+    M_RSPLIT,
+    M_STRIP,
+    M_LSTRIP,
+    M_RSTRIP,
+    M_UPPER,
+    M_LOWER,
+    M_TITLE,
+    M_CAPITALIZE,
+    M_REPLACE,
+    M_FIND,
+    M_RFIND,
+    M_COUNT,
+    M_JOIN,
+    M_ISDIGIT,
+    M_ISALPHA,
+    M_ISALNUM,
+    M_ISSPACE,
+    M_ISLOWER,
+    M_ISUPPER,
+    M_SPLITLINES,
+    M_FORMAT,
+    M_INDEX,
+    M_RINDEX,
     /* dict methods */
-    M_GET = 200, M_ITEMS, M_KEYS, M_VALUES, M_COPY,
+    M_GET = 200,
+    M_ITEMS,
+    M_KEYS,
+    M_VALUES,
+    M_COPY,
     /* list methods */
-    M_LCOUNT = 300, M_LINDEX, M_LCOPY,
+    M_LCOUNT = 300,
+    M_LINDEX,
+    M_LCOPY,
 };
 
-static int new_call(struct jstate *s, enum jcall_kind kind, int id, const char *name, struct jv self, struct jv *out)
+static int new_call(struct jstate *s, enum jcall_kind kind, int id, const char *name,
+                    struct jv self, struct jv *out)
 {
     struct jcall *c = ja_alloc(&s->ar, sizeof *c);
     if (!c)
@@ -1564,7 +1874,10 @@ int jbuiltin_lookup(const char *name, struct jv *out, struct jstate *s)
     static const struct {
         const char *name;
         int id;
-    } g[] = {{"range", G_RANGE}, {"namespace", G_NAMESPACE}, {"dict", G_DICT}, {"raise_exception", G_RAISE},
+    } g[] = {{"range", G_RANGE},
+             {"namespace", G_NAMESPACE},
+             {"dict", G_DICT},
+             {"raise_exception", G_RAISE},
              {"strftime_now", G_STRFTIME}};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (!strcmp(g[i].name, name))
@@ -1573,22 +1886,44 @@ int jbuiltin_lookup(const char *name, struct jv *out, struct jstate *s)
     return 0;
 }
 
-int jmethod_lookup(struct jstate *s, struct jv obj, const char *name, size_t n, struct jv *out, int *found)
+int jmethod_lookup(struct jstate *s, struct jv obj, const char *name, size_t n, struct jv *out,
+                   int *found)
 {
     static const struct {
         const char *name;
         int id;
-    } sm[] = {{"startswith", M_STARTSWITH}, {"endswith", M_ENDSWITH}, {"split", M_SPLIT}, {"rsplit", M_RSPLIT},
-              {"strip", M_STRIP}, {"lstrip", M_LSTRIP}, {"rstrip", M_RSTRIP}, {"upper", M_UPPER},
-              {"lower", M_LOWER}, {"title", M_TITLE}, {"capitalize", M_CAPITALIZE}, {"replace", M_REPLACE},
-              {"find", M_FIND}, {"rfind", M_RFIND}, {"count", M_COUNT}, {"join", M_JOIN}, {"isdigit", M_ISDIGIT},
-              {"isalpha", M_ISALPHA}, {"isalnum", M_ISALNUM}, {"isspace", M_ISSPACE}, {"islower", M_ISLOWER},
-              {"isupper", M_ISUPPER}, {"splitlines", M_SPLITLINES}, {"format", M_FORMAT}, {"index", M_INDEX},
+    } sm[] = {{"startswith", M_STARTSWITH},
+              {"endswith", M_ENDSWITH},
+              {"split", M_SPLIT},
+              {"rsplit", M_RSPLIT},
+              {"strip", M_STRIP},
+              {"lstrip", M_LSTRIP},
+              {"rstrip", M_RSTRIP},
+              {"upper", M_UPPER},
+              {"lower", M_LOWER},
+              {"title", M_TITLE},
+              {"capitalize", M_CAPITALIZE},
+              {"replace", M_REPLACE},
+              {"find", M_FIND},
+              {"rfind", M_RFIND},
+              {"count", M_COUNT},
+              {"join", M_JOIN},
+              {"isdigit", M_ISDIGIT},
+              {"isalpha", M_ISALPHA},
+              {"isalnum", M_ISALNUM},
+              {"isspace", M_ISSPACE},
+              {"islower", M_ISLOWER},
+              {"isupper", M_ISUPPER},
+              {"splitlines", M_SPLITLINES},
+              {"format", M_FORMAT},
+              {"index", M_INDEX},
               {"rindex", M_RINDEX}},
-      dm[] = {{"get", M_GET}, {"items", M_ITEMS}, {"keys", M_KEYS}, {"values", M_VALUES}, {"copy", M_COPY},
-              {"pop", -1}, {"popitem", -1}, {"setdefault", -1}, {"update", -1}, {"clear", -1}},
-      lm[] = {{"count", M_LCOUNT}, {"index", M_LINDEX}, {"copy", M_LCOPY}, {"append", -1}, {"reverse", -1},
-              {"insert", -1}, {"sort", -1}, {"extend", -1}, {"remove", -1}, {"pop", -1}, {"clear", -1}};
+      dm[] = {{"get", M_GET},   {"items", M_ITEMS}, {"keys", M_KEYS}, {"values", M_VALUES},
+              {"copy", M_COPY}, {"pop", -1},        {"popitem", -1},  {"setdefault", -1},
+              {"update", -1},   {"clear", -1}},
+      lm[] = {{"count", M_LCOUNT}, {"index", M_LINDEX}, {"copy", M_LCOPY}, {"append", -1},
+              {"reverse", -1},     {"insert", -1},      {"sort", -1},      {"extend", -1},
+              {"remove", -1},      {"pop", -1},         {"clear", -1}};
     *found = 0;
     const void *tab;
     size_t cnt;
@@ -1623,7 +1958,8 @@ static int g_range(struct jstate *s, struct jv *args, size_t nargs, struct jv *o
         return jfail(s, "range expected 1 to 3 arguments, got %zu", nargs);
     for (size_t i = 0; i < nargs; i++) {
         if (args[i].k != JV_INT && args[i].k != JV_BOOL)
-            return jfail(s, "'%s' object cannot be interpreted as an integer", jv_typename(args[i]));
+            return jfail(s, "'%s' object cannot be interpreted as an integer",
+                         jv_typename(args[i]));
         a[nargs == 1 ? 1 : i] = args[i].u.i;
     }
     if (!a[2])
@@ -1643,8 +1979,8 @@ static int g_range(struct jstate *s, struct jv *args, size_t nargs, struct jv *o
     return 0;
 }
 
-static int g_dict(struct jstate *s, enum jv_kind k, struct jv *args, size_t nargs, const char **kn, struct jv *kv,
-                  size_t nkw, struct jv *out)
+static int g_dict(struct jstate *s, enum jv_kind k, struct jv *args, size_t nargs, const char **kn,
+                  struct jv *kv, size_t nkw, struct jv *out)
 {
     if (nargs > 1)
         return jfail(s, "expected at most 1 positional argument, got %zu", nargs);
@@ -1715,8 +2051,8 @@ static int affix(struct jstate *s, struct jv self, struct jv arg, int end, int *
         return 0;
     }
     if (arg.k != JV_STR)
-        return jfail(s, "%s first arg must be str or a tuple of str, not %s", end ? "endswith" : "startswith",
-                     jv_typename(arg));
+        return jfail(s, "%s first arg must be str or a tuple of str, not %s",
+                     end ? "endswith" : "startswith", jv_typename(arg));
     size_t m = arg.u.s.n, n = self.u.s.n;
     *res = m <= n && !memcmp(self.u.s.p + (end ? n - m : 0), arg.u.s.p, m);
     return 0;
@@ -1732,7 +2068,11 @@ static int str_pred(struct jv self, int id)
         utf8proc_category_t c = utf8proc_category(cp);
         int alpha = c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO;
         int digit = c == UTF8PROC_CATEGORY_ND;
-        int ok = id == M_ISDIGIT ? digit : id == M_ISALPHA ? alpha : id == M_ISALNUM ? alpha || digit || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO : jpy_isspace(cp);
+        int ok = id == M_ISDIGIT   ? digit
+                 : id == M_ISALPHA ? alpha
+                 : id == M_ISALNUM
+                     ? alpha || digit || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO
+                     : jpy_isspace(cp);
         if (!ok)
             return 0;
     }
@@ -1741,14 +2081,15 @@ static int str_pred(struct jv self, int id)
 
 static int str_method(struct jstate *s, int id, struct jv self, struct bound *b, struct jv *out)
 {
-    int r;
+    int r = 0;
     int64_t pos;
     struct jv t;
     switch (id) {
     case M_STARTSWITH:
     case M_ENDSWITH:
         if (!b->have[0])
-            return jfail(s, "%s() takes at least 1 argument", id == M_STARTSWITH ? "startswith" : "endswith");
+            return jfail(s, "%s() takes at least 1 argument",
+                         id == M_STARTSWITH ? "startswith" : "endswith");
         if (b->have[1] || b->have[2]) {
             int64_t st, en, L = (int64_t)ju8_len(self.u.s.p, self.u.s.n);
             if (arg_int(s, b, 1, 0, &st) || arg_int(s, b, 2, L, &en))
@@ -1786,16 +2127,20 @@ static int str_method(struct jstate *s, int id, struct jv self, struct bound *b,
         *out = strip(self, chars, id == M_STRIP ? 3 : id == M_LSTRIP ? 1 : 2);
         return 0;
     }
-    case M_UPPER: return map_case(s, self, 1, out);
-    case M_LOWER: return map_case(s, self, 0, out);
-    case M_TITLE: return map_case(s, self, 2, out);
-    case M_CAPITALIZE: return map_case(s, self, 3, out);
+    case M_UPPER:
+        return map_case(s, self, 1, out);
+    case M_LOWER:
+        return map_case(s, self, 0, out);
+    case M_TITLE:
+        return map_case(s, self, 2, out);
+    case M_CAPITALIZE:
+        return map_case(s, self, 3, out);
     case M_REPLACE: {
         int64_t count;
         if (!b->have[0] || !b->have[1])
             return jfail(s, "replace() takes at least 2 arguments");
-        if (need_str(s, b->v[0], "replace() argument 1") || need_str(s, b->v[1], "replace() argument 2") ||
-            arg_int(s, b, 2, -1, &count))
+        if (need_str(s, b->v[0], "replace() argument 1") ||
+            need_str(s, b->v[1], "replace() argument 2") || arg_int(s, b, 2, -1, &count))
             return -1;
         return str_replace(s, self, b->v[0], b->v[1], count, out);
     }
@@ -1821,8 +2166,8 @@ static int str_method(struct jstate *s, int id, struct jv self, struct bound *b,
             return 0;
         }
         int64_t c = 0;
-        for (const char *p = self.u.s.p, *e = p + self.u.s.n; (p = memmem(p, (size_t)(e - p), nd.u.s.p, nd.u.s.n));
-             p += nd.u.s.n)
+        for (const char *p = self.u.s.p, *e = p + self.u.s.n;
+             (p = memmem(p, (size_t)(e - p), nd.u.s.p, nd.u.s.n)); p += nd.u.s.n)
             c++;
         *out = jv_int(c);
         return 0;
@@ -1836,7 +2181,8 @@ static int str_method(struct jstate *s, int id, struct jv self, struct bound *b,
         for (size_t i = 0; i < items.n; i++) {
             if (items.v[i].k != JV_STR) {
                 ax_buf_free(&buf);
-                return jfail(s, "sequence item %zu: expected str instance, %s found", i, jv_typename(items.v[i]));
+                return jfail(s, "sequence item %zu: expected str instance, %s found", i,
+                             jv_typename(items.v[i]));
             }
             if ((i && jbuf_put(s, &buf, self.u.s.p, self.u.s.n)) ||
                 jbuf_put(s, &buf, items.v[i].u.s.p, items.v[i].u.s.n)) {
@@ -1849,7 +2195,9 @@ static int str_method(struct jstate *s, int id, struct jv self, struct bound *b,
     case M_ISDIGIT:
     case M_ISALPHA:
     case M_ISALNUM:
-    case M_ISSPACE: *out = jv_bool(str_pred(self, id)); return 0;
+    case M_ISSPACE:
+        *out = jv_bool(str_pred(self, id));
+        return 0;
     case M_ISLOWER:
     case M_ISUPPER:
         if (case_test(s, self, id == M_ISUPPER, &r))
@@ -1878,16 +2226,21 @@ static int str_method(struct jstate *s, int id, struct jv self, struct bound *b,
             return -1;
         return 0;
     }
-    case M_FORMAT: return jfail(s, "str.format is not supported");
-    default: (void)t; return jfail(s, "unsupported string method");
+    case M_FORMAT:
+        return jfail(s, "str.format is not supported");
+    default:
+        (void)t;
+        return jfail(s, "unsupported string method");
     }
 }
 
-int jbuiltin_call(struct jstate *s, struct jcall *c, struct jv *args, size_t nargs, const char **kn, struct jv *kv,
-                  size_t nkw, struct jv *out)
+int jbuiltin_call(struct jstate *s, struct jcall *c, struct jv *args, size_t nargs, const char **kn,
+                  struct jv *kv, size_t nkw, struct jv *out)
 {
-    static const char *const p0[] = {NULL}, *const p1[] = {"a", NULL}, *const p2[] = {"a", "b", NULL},
-                             *const p3[] = {"a", "b", "c", NULL}, *const psplit[] = {"sep", "maxsplit", NULL};
+    *out = jv_undef(NULL);
+    static const char *const p0[] = {NULL}, *const p1[] = {"a", NULL},
+                             *const p2[] = {"a", "b", NULL}, *const p3[] = {"a", "b", "c", NULL},
+                             *const psplit[] = {"sep", "maxsplit", NULL};
     struct bound b;
     struct jv self = c->self;
     switch (c->id) {
@@ -1895,15 +2248,18 @@ int jbuiltin_call(struct jstate *s, struct jcall *c, struct jv *args, size_t nar
         if (nkw)
             return jfail(s, "range() takes no keyword arguments");
         return g_range(s, args, nargs, out);
-    case G_NAMESPACE: return g_dict(s, JV_NS, args, nargs, kn, kv, nkw, out);
-    case G_DICT: return g_dict(s, JV_DICT, args, nargs, kn, kv, nkw, out);
+    case G_NAMESPACE:
+        return g_dict(s, JV_NS, args, nargs, kn, kv, nkw, out);
+    case G_DICT:
+        return g_dict(s, JV_DICT, args, nargs, kn, kv, nkw, out);
     case G_RAISE: {
         struct jv msg = nargs ? args[0] : jv_str("", 0);
         if (jv_tostr(s, msg, &msg))
             return -1;
         return jfail(s, "%.*s", (int)(msg.u.s.n > 400 ? 400 : msg.u.s.n), msg.u.s.p);
     }
-    case G_STRFTIME: return g_strftime(s, args, nargs, out);
+    case G_STRFTIME:
+        return g_strftime(s, args, nargs, out);
     case M_GET:
         if (bind(s, "get", p2, args, nargs, kn, kv, nkw, &b))
             return -1;
@@ -1953,7 +2309,8 @@ int jbuiltin_call(struct jstate *s, struct jcall *c, struct jv *args, size_t nar
         *out = jv_int(c->id == M_LCOUNT ? cnt : idx);
         return 0;
     }
-    default: break;
+    default:
+        break;
     }
     const char *const *params = p3;
     if (c->id == M_SPLIT || c->id == M_RSPLIT)

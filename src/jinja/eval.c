@@ -82,10 +82,17 @@ static int undef_fail(struct jstate *s, struct jv u)
 int jiter(struct jstate *s, struct jv v, struct jlist *out)
 {
     struct jv tmp;
+    out->n = 0;
+    out->v = NULL;
     switch (v.k) {
     case JV_LIST:
-    case JV_TUPLE: *out = *v.u.l; return 0;
-    case JV_UNDEF: out->n = 0; out->v = NULL; return 0;
+    case JV_TUPLE:
+        *out = *v.u.l;
+        return 0;
+    case JV_UNDEF:
+        out->n = 0;
+        out->v = NULL;
+        return 0;
     case JV_DICT:
         out->n = v.u.d->n;
         out->v = v.u.d->key;
@@ -103,7 +110,8 @@ int jiter(struct jstate *s, struct jv v, struct jlist *out)
         *out = *tmp.u.l;
         return 0;
     }
-    default: return jfail(s, "'%s' object is not iterable", jv_typename(v));
+    default:
+        return jfail(s, "'%s' object is not iterable", jv_typename(v));
     }
 }
 
@@ -154,8 +162,10 @@ int jgetattr(struct jstate *s, struct jv obj, const char *name, size_t n, struct
 {
     int found = 0;
     switch (obj.k) {
-    case JV_UNDEF: return undef_fail(s, obj);
-    case JV_LOOP: return loop_attr(s, obj, name, out);
+    case JV_UNDEF:
+        return undef_fail(s, obj);
+    case JV_LOOP:
+        return loop_attr(s, obj, name, out);
     case JV_NS: {
         struct jv *v = jv_dict_gets(obj.u.d, name, n);
         *out = v ? *v : jv_undef(name);
@@ -175,7 +185,8 @@ int jgetattr(struct jstate *s, struct jv obj, const char *name, size_t n, struct
             return 0;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     *out = jv_undef(name);
     return 0;
@@ -211,7 +222,8 @@ int jgetitem(struct jstate *s, struct jv obj, struct jv key, struct jv *out)
 {
     size_t idx;
     switch (obj.k) {
-    case JV_UNDEF: return undef_fail(s, obj);
+    case JV_UNDEF:
+        return undef_fail(s, obj);
     case JV_DICT: {
         struct jv *v = jv_dict_get(obj.u.d, key);
         if (v) {
@@ -223,7 +235,8 @@ int jgetitem(struct jstate *s, struct jv obj, struct jv key, struct jv *out)
     case JV_LIST:
     case JV_TUPLE:
         if (obj.sub)
-            return jfail(s, "'%s' object is not subscriptable", obj.sub == SUB_GEN ? "generator" : "dict_view");
+            return jfail(s, "'%s' object is not subscriptable",
+                         obj.sub == SUB_GEN ? "generator" : "dict_view");
         if (seq_index(key, obj.u.l->n, &idx)) {
             *out = obj.u.l->v[idx];
             return 0;
@@ -237,7 +250,8 @@ int jgetitem(struct jstate *s, struct jv obj, struct jv key, struct jv *out)
             return 0;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     if (key.k == JV_STR) {
         char *name = ja_strdup(&s->ar, key.u.s.p, key.u.s.n);
@@ -260,7 +274,8 @@ int jgetitem(struct jstate *s, struct jv obj, struct jv key, struct jv *out)
 }
 
 /* Python slice.indices */
-static int slice_get(struct jstate *s, struct jv obj, struct jv lo, struct jv hi, struct jv st, struct jv *out)
+static int slice_get(struct jstate *s, struct jv obj, struct jv lo, struct jv hi, struct jv st,
+                     struct jv *out)
 {
     if (obj.k == JV_UNDEF)
         return undef_fail(s, obj);
@@ -340,7 +355,8 @@ static int arith_type_fail(struct jstate *s, const char *op, struct jv a, struct
         return undef_fail(s, a);
     if (b.k == JV_UNDEF)
         return undef_fail(s, b);
-    return jfail(s, "unsupported operand type(s) for %s: '%s' and '%s'", op, jv_typename(a), jv_typename(b));
+    return jfail(s, "unsupported operand type(s) for %s: '%s' and '%s'", op, jv_typename(a),
+                 jv_typename(b));
 }
 
 static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out)
@@ -349,7 +365,8 @@ static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out
         times = 0;
     if (seq.k == JV_STR) {
         if (seq.u.s.n && (uint64_t)times > (s->ar.max / seq.u.s.n))
-            return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit", s->ar.max);
+            return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit",
+                              s->ar.max);
         size_t n = seq.u.s.n * (size_t)times;
         char *p = ja_alloc(&s->ar, n + 1);
         if (!p)
@@ -361,13 +378,110 @@ static int repeat(struct jstate *s, struct jv seq, int64_t times, struct jv *out
     }
     size_t m = seq.u.l->n;
     if (m && (uint64_t)times > s->ar.max / (m * sizeof(struct jv)))
-        return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit", s->ar.max);
+        return jfail_code(s, AX_ETOOBIG, "repetition larger than the %zu-byte memory limit",
+                          s->ar.max);
     if (jv_newlist(s, seq.k, m * (size_t)times, out))
         return -1;
     for (int64_t i = 0; i < times; i++)
         if (m)
             memcpy(out->u.l->v + (size_t)i * m, seq.u.l->v, m * sizeof(struct jv));
     return 0;
+}
+
+/* Python's `str % args` for %s, %r, %d, %i, %% and %(key)s; other
+ * conversions and flags are reported as unsupported. */
+static int str_format(struct jstate *s, struct jv fmt, struct jv args, struct jv *out)
+{
+    struct jv one[1] = {args};
+    struct jv *av = one;
+    size_t an = 1, used = 0;
+    int mapping = args.k == JV_DICT;
+    /* Python skips the "not all arguments converted" check for any
+     * argument with __getitem__ that is not a tuple or str */
+    int getitem_like = mapping || (args.k == JV_LIST && !args.sub) || args.k == JV_UNDEF;
+    if (args.k == JV_TUPLE) {
+        av = args.u.l->v;
+        an = args.u.l->n;
+    }
+    struct ax_buf b;
+    ax_buf_init(&b, s->out_max);
+    const char *p = fmt.u.s.p, *e = p + fmt.u.s.n;
+    while (p < e) {
+        const char *pct = memchr(p, '%', (size_t)(e - p));
+        if (!pct) {
+            if (jbuf_put(s, &b, p, (size_t)(e - p)))
+                goto fail;
+            break;
+        }
+        if (jbuf_put(s, &b, p, (size_t)(pct - p)))
+            goto fail;
+        p = pct + 1;
+        if (p >= e) {
+            jfail(s, "incomplete format");
+            goto fail;
+        }
+        struct jv v;
+        if (*p == '%') {
+            if (jbuf_put(s, &b, "%", 1))
+                goto fail;
+            p++;
+            continue;
+        }
+        if (*p == '(') {
+            const char *close = memchr(p, ')', (size_t)(e - p));
+            if (!close || !mapping) {
+                jfail(s, !close ? "incomplete format key" : "format requires a mapping");
+                goto fail;
+            }
+            struct jv *hit = jv_dict_gets(args.u.d, p + 1, (size_t)(close - p - 1));
+            if (!hit) {
+                jfail(s, "KeyError: '%.*s'", (int)(close - p - 1), p + 1);
+                goto fail;
+            }
+            v = *hit;
+            p = close + 1;
+            used = an; /* a mapping is never "not all converted" */
+        } else {
+            if (used >= an) {
+                jfail(s, "not enough arguments for format string");
+                goto fail;
+            }
+            v = av[used++];
+        }
+        if (p >= e) {
+            jfail(s, "incomplete format");
+            goto fail;
+        }
+        char conv = *p++;
+        int rc;
+        if (conv == 's') {
+            rc = jv_str_to(s, &b, v);
+        } else if (conv == 'r') {
+            rc = jv_repr_to(s, &b, v);
+        } else if ((conv == 'd' || conv == 'i') && jv_is_num(v)) {
+            char tmp[32];
+            double f = jv_num(v);
+            if (v.k == JV_FLOAT && (isnan(f) || isinf(f) || fabs(f) >= 9.2e18)) {
+                jfail(s, "%%d of this float is not supported");
+                goto fail;
+            }
+            snprintf(tmp, sizeof tmp, "%lld", v.k == JV_FLOAT ? (long long)f : (long long)v.u.i);
+            rc = jbuf_put(s, &b, tmp, strlen(tmp));
+        } else {
+            jfail(s, "'%%%c' string formatting is not supported for %s", conv, jv_typename(v));
+            goto fail;
+        }
+        if (rc)
+            goto fail;
+    }
+    if (used < an && !getitem_like) {
+        jfail(s, "not all arguments converted during string formatting");
+        goto fail;
+    }
+    return jbuf_done(s, &b, out);
+fail:
+    ax_buf_free(&b);
+    return -1;
 }
 
 static void py_fdivmod(double a, double b, double *fdiv, double *fmod_)
@@ -411,7 +525,7 @@ static int int_pow(struct jstate *s, int64_t b, int64_t e, struct jv *out)
 
 static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *out)
 {
-    static const char *names[] = {[T_ADD] = "+", [T_SUB] = "-", [T_MUL] = "*", [T_DIV] = "/",
+    static const char *names[] = {[T_ADD] = "+",       [T_SUB] = "-", [T_MUL] = "*", [T_DIV] = "/",
                                   [T_FLOORDIV] = "//", [T_MOD] = "%", [T_POW] = "**"};
     if ((a.k == JV_LIST && a.sub) || (b.k == JV_LIST && b.sub))
         return jfail(s, "unsupported operand type(s) for %s: a generator or dict view", names[op]);
@@ -446,7 +560,7 @@ static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *
                 return repeat(s, b, a.u.i, out);
         }
         if (op == T_MOD && a.k == JV_STR)
-            return jfail(s, "'%%' string formatting is not supported");
+            return str_format(s, a, b, out);
         return arith_type_fail(s, names[op], a, b);
     }
     double x = jv_num(a), y = jv_num(b);
@@ -480,7 +594,8 @@ static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *
     case T_FLOORDIV:
     case T_MOD:
         if (y == 0)
-            return jfail(s, op == T_MOD ? "integer modulo by zero" : "integer division or modulo by zero");
+            return jfail(s, op == T_MOD ? "integer modulo by zero"
+                                        : "integer division or modulo by zero");
         if (ints) {
             if (a.u.i == INT64_MIN && b.u.i == -1)
                 return jfail(s, "integer overflow (results beyond 64 bits are not supported)");
@@ -505,7 +620,8 @@ static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *
             return jfail(s, "complex results are not supported");
         *out = jv_float(pow(x, y));
         return 0;
-    default: return jfail(s, "unknown operator");
+    default:
+        return jfail(s, "unknown operator");
     }
     double f = op == T_ADD ? x + y : op == T_SUB ? x - y : x * y;
     *out = jv_float(f);
@@ -518,7 +634,8 @@ static int contains(struct jstate *s, struct jv item, struct jv seq, int *res)
     switch (seq.k) {
     case JV_STR:
         if (item.k != JV_STR)
-            return jfail(s, "'in <string>' requires string as left operand, not %s", jv_typename(item));
+            return jfail(s, "'in <string>' requires string as left operand, not %s",
+                         jv_typename(item));
         *res = item.u.s.n == 0 || memmem(seq.u.s.p, seq.u.s.n, item.u.s.p, item.u.s.n) != NULL;
         return 0;
     case JV_LIST:
@@ -532,8 +649,11 @@ static int contains(struct jstate *s, struct jv item, struct jv seq, int *res)
             return jfail(s, "unhashable type: '%s'", jv_typename(item));
         *res = jv_dict_get(seq.u.d, item) != NULL;
         return 0;
-    case JV_UNDEF: *res = 0; return 0;
-    default: return jfail(s, "argument of type '%s' is not iterable", jv_typename(seq));
+    case JV_UNDEF:
+        *res = 0;
+        return 0;
+    default:
+        return jfail(s, "argument of type '%s' is not iterable", jv_typename(seq));
     }
 }
 
@@ -541,9 +661,14 @@ static int compare(struct jstate *s, int op, struct jv a, struct jv b, int *res)
 {
     int c;
     switch (op) {
-    case T_EQ: *res = jv_eq(a, b); return 0;
-    case T_NE: *res = !jv_eq(a, b); return 0;
-    case 1000: return contains(s, a, b, res);
+    case T_EQ:
+        *res = jv_eq(a, b);
+        return 0;
+    case T_NE:
+        *res = !jv_eq(a, b);
+        return 0;
+    case 1000:
+        return contains(s, a, b, res);
     case 1001:
         if (contains(s, a, b, res))
             return -1;
@@ -586,8 +711,8 @@ static int eval_args(struct jstate *s, const struct jnode *n, struct jscope *sc,
 
 static int exec_body(struct jstate *s, const struct jnode *body, struct jscope *sc);
 
-static int call_macro(struct jstate *s, struct jcall *c, struct jv *args, size_t nargs, const char **kn,
-                      struct jv *kv, size_t nkw, struct jv *out)
+static int call_macro(struct jstate *s, struct jcall *c, struct jv *args, size_t nargs,
+                      const char **kn, struct jv *kv, size_t nkw, struct jv *out)
 {
     const struct jnode *m = c->macro;
     const char *mname = m->name ? m->name : "caller";
@@ -650,7 +775,8 @@ static int call_macro(struct jstate *s, struct jcall *c, struct jv *args, size_t
     }
     if (m->uses_kwargs && scope_set(s, sc, "kwargs", kwargs))
         return -1;
-    if (m->uses_caller && m->kind == N_MACRO && scope_set(s, sc, "caller", caller.k ? caller : jv_undef("caller")))
+    if (m->uses_caller && m->kind == N_MACRO &&
+        scope_set(s, sc, "caller", caller.k ? caller : jv_undef("caller")))
         return -1;
     /* render the body into its own buffer */
     struct ax_buf buf, *saved = s->out;
@@ -668,9 +794,10 @@ static int call_macro(struct jstate *s, struct jcall *c, struct jv *args, size_t
     return jbuf_done(s, &buf, out);
 }
 
-int jcall_value(struct jstate *s, struct jv fn, struct jv *args, size_t nargs, const char **kn, struct jv *kv,
-                size_t nkw, struct jv *out)
+int jcall_value(struct jstate *s, struct jv fn, struct jv *args, size_t nargs, const char **kn,
+                struct jv *kv, size_t nkw, struct jv *out)
 {
+    *out = jv_undef(NULL);
     if (fn.k == JV_UNDEF)
         return undef_fail(s, fn);
     if (fn.k != JV_CALL)
@@ -690,20 +817,23 @@ int jcall_value(struct jstate *s, struct jv fn, struct jv *args, size_t nargs, c
         *out = args[lp->i % (int64_t)nargs];
         return 0;
     }
-    case JC_UNSAFE: return jfail(s, "access to attribute '%s' of '%s' object is unsafe.", c->name, jv_typename(c->self));
-    default: return jbuiltin_call(s, c, args, nargs, kn, kv, nkw, out);
+    case JC_UNSAFE:
+        return jfail(s, "access to attribute '%s' of '%s' object is unsafe.", c->name,
+                     jv_typename(c->self));
+    default:
+        return jbuiltin_call(s, c, args, nargs, kn, kv, nkw, out);
     }
 }
 
 /* ---- expressions ---- */
 static int eval_filter(struct jstate *s, const struct jnode *n, struct jscope *sc, struct jv *out)
 {
-    struct jv in;
+    struct jv in = {0};
     if (n->a->kind == E_PIPEIN)
         in = s->pipein;
     else if (jeval(s, n->a, sc, &in))
         return -1;
-    struct args a;
+    struct args a = {0};
     if (eval_args(s, n, sc, &a))
         return -1;
     s->line = n->line;
@@ -714,10 +844,10 @@ static int eval_filter(struct jstate *s, const struct jnode *n, struct jscope *s
 
 static int eval_test(struct jstate *s, const struct jnode *n, struct jscope *sc, struct jv *out)
 {
-    struct jv in;
+    struct jv in = {0};
     if (jeval(s, n->a, sc, &in))
         return -1;
-    struct args a;
+    struct args a = {0};
     if (eval_args(s, n, sc, &a))
         return -1;
     s->line = n->line;
@@ -725,20 +855,21 @@ static int eval_test(struct jstate *s, const struct jnode *n, struct jscope *sc,
         return jfail(s, "No test named '%s'.", n->name);
     if (a.nkw)
         return jfail(s, "keyword arguments to tests are not supported");
-    int r;
+    int r = 0;
     if (jtest_apply(s, n->op, in, a.pos, a.npos, &r))
         return -1;
     *out = jv_bool(r);
     return 0;
 }
 
-static int eval_collection(struct jstate *s, const struct jnode *n, struct jscope *sc, struct jv *out)
+static int eval_collection(struct jstate *s, const struct jnode *n, struct jscope *sc,
+                           struct jv *out)
 {
     if (n->kind == E_DICT) {
         if (jv_newdict(s, JV_DICT, n->nargs, out))
             return -1;
         for (size_t i = 0; i < n->nargs; i++) {
-            struct jv k, v;
+            struct jv k = {0}, v = {0};
             if (jeval(s, n->args[i], sc, &k) || jeval(s, n->kvals[i], sc, &v))
                 return -1;
             if (k.k == JV_LIST || k.k == JV_DICT || k.k == JV_NS || k.k == JV_UNDEF)
@@ -761,7 +892,7 @@ static int eval_concat(struct jstate *s, const struct jnode *n, struct jscope *s
     struct ax_buf b;
     ax_buf_init(&b, s->out_max);
     for (size_t i = 0; i < n->nargs; i++) {
-        struct jv v;
+        struct jv v = {0};
         if (jeval(s, n->args[i], sc, &v) || jv_str_to(s, &b, v)) {
             ax_buf_free(&b);
             return -1;
@@ -775,8 +906,12 @@ static int eval_inner(struct jstate *s, const struct jnode *n, struct jscope *sc
     struct jv a, b, c;
     int r;
     switch (n->kind) {
-    case E_CONST: *out = n->val; return 0;
-    case E_PIPEIN: *out = s->pipein; return 0;
+    case E_CONST:
+        *out = n->val;
+        return 0;
+    case E_PIPEIN:
+        *out = s->pipein;
+        return 0;
     case E_NAME: {
         struct jv *v = scope_get(sc, n->name);
         if (v) {
@@ -813,8 +948,10 @@ static int eval_inner(struct jstate *s, const struct jnode *n, struct jscope *sc
         s->line = n->line;
         return jcall_value(s, a, ar.pos, ar.npos, ar.kn, ar.kv, ar.nkw, out);
     }
-    case E_FILTER: return eval_filter(s, n, sc, out);
-    case E_TEST: return eval_test(s, n, sc, out);
+    case E_FILTER:
+        return eval_filter(s, n, sc, out);
+    case E_TEST:
+        return eval_test(s, n, sc, out);
     case E_BIN:
         if (jeval(s, n->a, sc, &a) || jeval(s, n->b, sc, &b))
             return -1;
@@ -826,8 +963,8 @@ static int eval_inner(struct jstate *s, const struct jnode *n, struct jscope *sc
             return -1;
         if (!jv_is_num(a))
             return a.k == JV_UNDEF ? undef_fail(s, a)
-                                   : jfail(s, "bad operand type for unary %c: '%s'", n->kind == E_NEG ? '-' : '+',
-                                           jv_typename(a));
+                                   : jfail(s, "bad operand type for unary %c: '%s'",
+                                           n->kind == E_NEG ? '-' : '+', jv_typename(a));
         if (n->kind == E_POS)
             *out = a.k == JV_BOOL ? jv_int(a.u.i) : a;
         else if (a.k == JV_FLOAT)
@@ -879,15 +1016,20 @@ static int eval_inner(struct jstate *s, const struct jnode *n, struct jscope *sc
         return 0;
     case E_LIST:
     case E_TUPLE:
-    case E_DICT: return eval_collection(s, n, sc, out);
-    case E_CONCAT: return eval_concat(s, n, sc, out);
-    case E_SLICE: return jfail(s, "a slice is only allowed inside []");
-    default: return jfail(s, "internal error: statement used as an expression");
+    case E_DICT:
+        return eval_collection(s, n, sc, out);
+    case E_CONCAT:
+        return eval_concat(s, n, sc, out);
+    case E_SLICE:
+        return jfail(s, "a slice is only allowed inside []");
+    default:
+        return jfail(s, "internal error: statement used as an expression");
     }
 }
 
 int jeval(struct jstate *s, const struct jnode *n, struct jscope *sc, struct jv *out)
 {
+    *out = jv_undef(NULL);
     if (++s->depth > s->lim.max_depth) {
         s->depth--;
         return jfail(s, "expression nested deeper than %d", s->lim.max_depth);
@@ -920,8 +1062,9 @@ static int assign(struct jstate *s, const struct jnode *target, struct jv v, str
     if (jiter(s, v, &items))
         return -1;
     if (items.n != target->nargs)
-        return jfail(s, items.n > target->nargs ? "too many values to unpack (expected %zu)"
-                                                : "not enough values to unpack (expected %zu)",
+        return jfail(s,
+                     items.n > target->nargs ? "too many values to unpack (expected %zu)"
+                                             : "not enough values to unpack (expected %zu)",
                      target->nargs);
     for (size_t i = 0; i < items.n; i++)
         if (assign(s, target->args[i], items.v[i], sc))
@@ -946,7 +1089,7 @@ static int capture(struct jstate *s, const struct jnode *body, struct jscope *sc
 static int exec_for(struct jstate *s, const struct jnode *n, struct jscope *sc)
 {
     struct jv seq;
-    struct jlist items;
+    struct jlist items = {0};
     if (jeval(s, n->b, sc, &seq) || jiter(s, seq, &items))
         return -1;
     if (n->c) { /* the `if` filter sees the loop target, not `loop` */
@@ -956,8 +1099,9 @@ static int exec_for(struct jstate *s, const struct jnode *n, struct jscope *sc)
         size_t k = 0;
         for (size_t i = 0; i < items.n; i++) {
             struct jscope *fs = scope_new(s, sc);
-            struct jv cond;
-            if (!fs || jcount_iter(s, 1) || assign(s, n->a, items.v[i], fs) || jeval(s, n->c, fs, &cond))
+            struct jv cond = {0};
+            if (!fs || jcount_iter(s, 1) || assign(s, n->a, items.v[i], fs) ||
+                jeval(s, n->c, fs, &cond))
                 return -1;
             if (jv_truthy(cond))
                 keep[k++] = items.v[i];
@@ -1010,8 +1154,8 @@ static int new_macro(struct jstate *s, const struct jnode *n, struct jscope *sc,
 
 static int exec_callblock(struct jstate *s, const struct jnode *n, struct jscope *sc)
 {
-    struct jv caller, fn, res;
-    struct args a;
+    struct jv caller = {0}, fn = {0}, res = {0};
+    struct args a = {0};
     const struct jnode *call = n->a;
     if (new_macro(s, n, sc, &caller) || jeval(s, call->a, sc, &fn) || eval_args(s, call, sc, &a))
         return -1;
@@ -1032,11 +1176,13 @@ static int exec_callblock(struct jstate *s, const struct jnode *n, struct jscope
 
 static int exec_stmt(struct jstate *s, const struct jnode *n, struct jscope *sc)
 {
-    struct jv v, r;
+    struct jv v = {0}, r = {0};
     s->line = n->line;
     switch (n->kind) {
-    case N_TEXT: return jbuf_put(s, s->out, n->val.u.s.p, n->val.u.s.n);
-    case N_OUTPUT: return jeval(s, n->a, sc, &v) || jv_str_to(s, s->out, v) ? -1 : 0;
+    case N_TEXT:
+        return jbuf_put(s, s->out, n->val.u.s.p, n->val.u.s.n);
+    case N_OUTPUT:
+        return jeval(s, n->a, sc, &v) || jv_str_to(s, s->out, v) ? -1 : 0;
     case N_IF:
         for (; n && n->kind == N_IF; n = n->c) {
             if (jeval(s, n->a, sc, &v))
@@ -1045,8 +1191,10 @@ static int exec_stmt(struct jstate *s, const struct jnode *n, struct jscope *sc)
                 return exec_body(s, n->b, sc);
         }
         return n ? exec_body(s, n, sc) : 0;
-    case N_FOR: return exec_for(s, n, sc);
-    case N_SET: return jeval(s, n->b, sc, &v) || assign(s, n->a, v, sc) ? -1 : 0;
+    case N_FOR:
+        return exec_for(s, n, sc);
+    case N_SET:
+        return jeval(s, n->b, sc, &v) || assign(s, n->a, v, sc) ? -1 : 0;
     case N_SETBLOCK:
         if (capture(s, n->b, sc, &v))
             return -1;
@@ -1057,8 +1205,10 @@ static int exec_stmt(struct jstate *s, const struct jnode *n, struct jscope *sc)
             return -1;
         s->pipein = v;
         return jeval(s, n->a, sc, &r) || jv_str_to(s, s->out, r) ? -1 : 0;
-    case N_MACRO: return new_macro(s, n, sc, &v) || scope_set(s, sc, n->name, v) ? -1 : 0;
-    case N_CALLBLOCK: return exec_callblock(s, n, sc);
+    case N_MACRO:
+        return new_macro(s, n, sc, &v) || scope_set(s, sc, n->name, v) ? -1 : 0;
+    case N_CALLBLOCK:
+        return exec_callblock(s, n, sc);
     case N_WITH: {
         struct jscope *ws = scope_new(s, sc);
         if (!ws)
@@ -1068,10 +1218,16 @@ static int exec_stmt(struct jstate *s, const struct jnode *n, struct jscope *sc)
                 return -1;
         return exec_body(s, n->b, ws);
     }
-    case N_BREAK: s->ctl = 1; return 0;
-    case N_CONTINUE: s->ctl = 2; return 0;
-    case N_BODY: return exec_body(s, n, sc);
-    default: return jfail(s, "internal error: expression used as a statement");
+    case N_BREAK:
+        s->ctl = 1;
+        return 0;
+    case N_CONTINUE:
+        s->ctl = 2;
+        return 0;
+    case N_BODY:
+        return exec_body(s, n, sc);
+    default:
+        return jfail(s, "internal error: expression used as a statement");
     }
 }
 
@@ -1101,7 +1257,11 @@ enum ax_err jinja_parse(const char *src, size_t len, struct jinja_tmpl **out, ch
     *out = NULL;
     for (size_t i = 0; i < len;) { /* the lexer relies on valid UTF-8 */
         unsigned char c = (unsigned char)src[i];
-        size_t l = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        size_t l = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
         if (!l || i + l > len || (l == 2 && c < 0xc2))
             return ax_fail(err, AX_EUTF8, "template: invalid UTF-8 at byte %zu", i);
         int32_t cp = c & (0xff >> (l + 1));
@@ -1110,7 +1270,8 @@ enum ax_err jinja_parse(const char *src, size_t len, struct jinja_tmpl **out, ch
                 return ax_fail(err, AX_EUTF8, "template: invalid UTF-8 at byte %zu", i);
             cp = (cp << 6) | (src[i + k] & 0x3f);
         }
-        if ((l == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (l == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        if ((l == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (l == 4 && (cp < 0x10000 || cp > 0x10ffff)))
             return ax_fail(err, AX_EUTF8, "template: invalid UTF-8 at byte %zu", i);
         i += l;
     }
@@ -1136,8 +1297,8 @@ void jinja_free(struct jinja_tmpl *t)
     ax_free(t);
 }
 
-enum ax_err jinja_render(const struct jinja_tmpl *t, const json_t *vars, const struct jinja_limits *lim,
-                         struct ax_buf *out, char *err)
+enum ax_err jinja_render(const struct jinja_tmpl *t, const json_t *vars,
+                         const struct jinja_limits *lim, struct ax_buf *out, char *err)
 {
     struct jstate s = {0};
     if (lim)
@@ -1157,7 +1318,8 @@ enum ax_err jinja_render(const struct jinja_tmpl *t, const json_t *vars, const s
         }
         const char *key;
         json_t *val;
-        json_object_foreach((json_t *)vars, key, val) {
+        json_object_foreach((json_t *)vars, key, val)
+        {
             struct jv v;
             char *k = ja_strdup(&s.ar, key, strlen(key));
             if (!k) {

@@ -49,7 +49,7 @@ void jinja_free(struct jinja_tmpl *t);
  * partial render the caller should discard. AX_ETEMPLATE for template
  * errors (raise_exception, undefined values, type errors), with the line
  * in err. */
-enum ax_err jinja_render(const struct jinja_tmpl *t, const json_t *vars, const struct jinja_limits *lim,
-                         struct ax_buf *out, char *err);
+enum ax_err jinja_render(const struct jinja_tmpl *t, const json_t *vars,
+                         const struct jinja_limits *lim, struct ax_buf *out, char *err);
 
 #endif

@@ -91,19 +91,49 @@ struct jcall {
 };
 
 struct jloop {
-    int64_t i, n;  /* index0, length */
+    int64_t i, n; /* index0, length */
     struct jv *items;
 };
 
 /* ---- tokens ---- */
 enum jt_kind {
-    T_EOF = 0, T_TEXT, T_VAR_BEGIN, T_VAR_END, T_BLOCK_BEGIN, T_BLOCK_END,
-    T_NAME, T_STRING, T_INT, T_FLOAT,
+    T_EOF = 0,
+    T_TEXT,
+    T_VAR_BEGIN,
+    T_VAR_END,
+    T_BLOCK_BEGIN,
+    T_BLOCK_END,
+    T_NAME,
+    T_STRING,
+    T_INT,
+    T_FLOAT,
     /* operators */
-    T_ADD, T_SUB, T_DIV, T_FLOORDIV, T_MUL, T_MOD, T_POW, T_TILDE,
-    T_LBRACKET, T_RBRACKET, T_LPAREN, T_RPAREN, T_LBRACE, T_RBRACE,
-    T_EQ, T_NE, T_GT, T_GTEQ, T_LT, T_LTEQ, T_ASSIGN, T_DOT, T_COLON,
-    T_PIPE, T_COMMA, T_SEMICOLON,
+    T_ADD,
+    T_SUB,
+    T_DIV,
+    T_FLOORDIV,
+    T_MUL,
+    T_MOD,
+    T_POW,
+    T_TILDE,
+    T_LBRACKET,
+    T_RBRACKET,
+    T_LPAREN,
+    T_RPAREN,
+    T_LBRACE,
+    T_RBRACE,
+    T_EQ,
+    T_NE,
+    T_GT,
+    T_GTEQ,
+    T_LT,
+    T_LTEQ,
+    T_ASSIGN,
+    T_DOT,
+    T_COLON,
+    T_PIPE,
+    T_COMMA,
+    T_SEMICOLON,
 };
 
 struct jtok {
@@ -111,8 +141,8 @@ struct jtok {
     int line;
     const char *p; /* TEXT/NAME/STRING: decoded bytes (arena), else source */
     size_t n;
-    int64_t i;     /* T_INT */
-    double f;      /* T_FLOAT */
+    int64_t i; /* T_INT */
+    double f;  /* T_FLOAT */
 };
 
 struct jtoks {
@@ -126,26 +156,56 @@ int jlex(struct jarena *a, const char *src, size_t len, struct jtoks *toks, char
 /* ---- AST ---- */
 enum jn_kind {
     /* statements */
-    N_BODY, N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_SETBLOCK, N_MACRO, N_CALLBLOCK, N_FILTERBLOCK,
-    N_WITH, N_BREAK, N_CONTINUE,
+    N_BODY,
+    N_TEXT,
+    N_OUTPUT,
+    N_IF,
+    N_FOR,
+    N_SET,
+    N_SETBLOCK,
+    N_MACRO,
+    N_CALLBLOCK,
+    N_FILTERBLOCK,
+    N_WITH,
+    N_BREAK,
+    N_CONTINUE,
     /* expressions */
-    E_CONST, E_NAME, E_ATTR, E_ITEM, E_SLICE, E_CALL, E_FILTER, E_TEST, E_BIN, E_NEG, E_POS, E_NOT,
-    E_AND, E_OR, E_CMP, E_COND, E_LIST, E_TUPLE, E_DICT, E_PIPEIN, E_CONCAT,
+    E_CONST,
+    E_NAME,
+    E_ATTR,
+    E_ITEM,
+    E_SLICE,
+    E_CALL,
+    E_FILTER,
+    E_TEST,
+    E_BIN,
+    E_NEG,
+    E_POS,
+    E_NOT,
+    E_AND,
+    E_OR,
+    E_CMP,
+    E_COND,
+    E_LIST,
+    E_TUPLE,
+    E_DICT,
+    E_PIPEIN,
+    E_CONCAT,
 };
 
 struct jnode {
     enum jn_kind kind;
     int line;
-    int op;                   /* E_BIN: token kind; builtin id for E_FILTER/E_TEST */
+    int op; /* E_BIN: token kind; builtin id for E_FILTER/E_TEST */
     struct jnode *a, *b, *c, *d, *e;
-    struct jnode **args;      /* body statements, list items, call args, macro params */
+    struct jnode **args; /* body statements, list items, call args, macro params */
     size_t nargs;
-    struct jnode **kvals;     /* keyword values, dict values, macro defaults */
-    const char **knames;      /* keyword names (NUL-terminated) */
+    struct jnode **kvals; /* keyword values, dict values, macro defaults */
+    const char **knames;  /* keyword names (NUL-terminated) */
     size_t nkw;
-    int *ops;                 /* E_CMP operators */
-    const char *name;         /* NUL-terminated: names, attributes, filters */
-    struct jv val;            /* E_CONST, N_TEXT */
+    int *ops;                                   /* E_CMP operators */
+    const char *name;                           /* NUL-terminated: names, attributes, filters */
+    struct jv val;                              /* E_CONST, N_TEXT */
     int uses_varargs, uses_kwargs, uses_caller; /* N_MACRO */
 };
 
@@ -173,21 +233,22 @@ struct jscope {
 struct jstate {
     struct jarena ar;
     struct jinja_limits lim;
-    struct ax_buf *out;   /* where output goes now (captures swap it) */
-    size_t out_max;       /* ceiling for capture buffers */
+    struct ax_buf *out; /* where output goes now (captures swap it) */
+    size_t out_max;     /* ceiling for capture buffers */
     char *err;
-    enum ax_err rc;       /* first error */
-    int line;             /* line of the node being evaluated */
+    enum ax_err rc; /* first error */
+    int line;       /* line of the node being evaluated */
     uint64_t iters;
     int depth;
-    int ctl;              /* 1 = break, 2 = continue pending */
-    struct jv pipein;     /* value of E_PIPEIN */
+    int ctl;          /* 1 = break, 2 = continue pending */
+    struct jv pipein; /* value of E_PIPEIN */
     struct jscope *root;
 };
 
 /* Records the first error (code AX_ETEMPLATE unless given) and returns -1. */
 int jfail(struct jstate *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int jfail_code(struct jstate *s, enum ax_err code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int jfail_code(struct jstate *s, enum ax_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int joom(struct jstate *s);
 
 /* value.c: constructors (arena), conversions, Python semantics */
@@ -198,10 +259,28 @@ static inline struct jv jv_undef(const char *name)
     v.u.s.n = name ? __builtin_strlen(name) : 0;
     return v;
 }
-static inline struct jv jv_none(void) { return (struct jv){.k = JV_NONE}; }
-static inline struct jv jv_bool(int b) { struct jv v = {.k = JV_BOOL}; v.u.i = !!b; return v; }
-static inline struct jv jv_int(int64_t i) { struct jv v = {.k = JV_INT}; v.u.i = i; return v; }
-static inline struct jv jv_float(double f) { struct jv v = {.k = JV_FLOAT}; v.u.f = f; return v; }
+static inline struct jv jv_none(void)
+{
+    return (struct jv){.k = JV_NONE};
+}
+static inline struct jv jv_bool(int b)
+{
+    struct jv v = {.k = JV_BOOL};
+    v.u.i = !!b;
+    return v;
+}
+static inline struct jv jv_int(int64_t i)
+{
+    struct jv v = {.k = JV_INT};
+    v.u.i = i;
+    return v;
+}
+static inline struct jv jv_float(double f)
+{
+    struct jv v = {.k = JV_FLOAT};
+    v.u.f = f;
+    return v;
+}
 static inline struct jv jv_str(const char *p, size_t n)
 {
     struct jv v = {.k = JV_STR};
@@ -240,7 +319,8 @@ struct json_opts {
     size_t item_sep_n, key_sep_n;
     int sort_keys, ensure_ascii;
 };
-int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct json_opts *o, int level);
+int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct json_opts *o,
+               int level);
 
 /* Appends to an arena string being built with a temporary ax_buf. */
 int jbuf_put(struct jstate *s, struct ax_buf *b, const void *p, size_t n);
@@ -255,8 +335,8 @@ int jpy_isspace(int32_t cp);
 
 /* eval.c */
 int jeval(struct jstate *s, const struct jnode *n, struct jscope *sc, struct jv *out);
-int jcall_value(struct jstate *s, struct jv fn, struct jv *args, size_t nargs, const char **kn, struct jv *kv,
-                size_t nkw, struct jv *out);
+int jcall_value(struct jstate *s, struct jv fn, struct jv *args, size_t nargs, const char **kn,
+                struct jv *kv, size_t nkw, struct jv *out);
 int jgetattr(struct jstate *s, struct jv obj, const char *name, size_t n, struct jv *out);
 int jgetitem(struct jstate *s, struct jv obj, struct jv key, struct jv *out);
 /* Materializes an iterable (list, tuple, str, dict keys, undefined=empty). */
@@ -264,13 +344,14 @@ int jiter(struct jstate *s, struct jv v, struct jlist *out);
 int jcount_iter(struct jstate *s, uint64_t n);
 
 /* builtins.c */
-int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs, const char **kn,
-                  struct jv *kv, size_t nkw, struct jscope *sc, struct jv *out);
+int jfilter_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs,
+                  const char **kn, struct jv *kv, size_t nkw, struct jscope *sc, struct jv *out);
 int jtest_apply(struct jstate *s, int id, struct jv in, struct jv *args, size_t nargs, int *res);
 int jbuiltin_lookup(const char *name, struct jv *out, struct jstate *s);
-int jbuiltin_call(struct jstate *s, struct jcall *c, struct jv *args, size_t nargs, const char **kn, struct jv *kv,
-                  size_t nkw, struct jv *out);
+int jbuiltin_call(struct jstate *s, struct jcall *c, struct jv *args, size_t nargs, const char **kn,
+                  struct jv *kv, size_t nkw, struct jv *out);
 /* Methods of str/dict/list: a bound JV_CALL in *out, or 0 with *found=0. */
-int jmethod_lookup(struct jstate *s, struct jv obj, const char *name, size_t n, struct jv *out, int *found);
+int jmethod_lookup(struct jstate *s, struct jv obj, const char *name, size_t n, struct jv *out,
+                   int *found);
 
 #endif

@@ -28,33 +28,33 @@
 enum { C_OTHER = 0, C_WS, C_DIGIT, C_IDENT, C_QUOTE, C_OP, C_HIGH };
 
 static const unsigned char cls[256] = {
-    [' '] = C_WS, ['\t'] = C_WS, ['\n'] = C_WS, ['\r'] = C_WS, ['\v'] = C_WS, ['\f'] = C_WS,
-    [0x1c] = C_WS, [0x1d] = C_WS, [0x1e] = C_WS, [0x1f] = C_WS,
-    ['0'] = C_DIGIT, ['1'] = C_DIGIT, ['2'] = C_DIGIT, ['3'] = C_DIGIT, ['4'] = C_DIGIT,
-    ['5'] = C_DIGIT, ['6'] = C_DIGIT, ['7'] = C_DIGIT, ['8'] = C_DIGIT, ['9'] = C_DIGIT,
-    ['_'] = C_IDENT,
-    ['a'] = C_IDENT, ['b'] = C_IDENT, ['c'] = C_IDENT, ['d'] = C_IDENT, ['e'] = C_IDENT,
-    ['f'] = C_IDENT, ['g'] = C_IDENT, ['h'] = C_IDENT, ['i'] = C_IDENT, ['j'] = C_IDENT,
-    ['k'] = C_IDENT, ['l'] = C_IDENT, ['m'] = C_IDENT, ['n'] = C_IDENT, ['o'] = C_IDENT,
-    ['p'] = C_IDENT, ['q'] = C_IDENT, ['r'] = C_IDENT, ['s'] = C_IDENT, ['t'] = C_IDENT,
-    ['u'] = C_IDENT, ['v'] = C_IDENT, ['w'] = C_IDENT, ['x'] = C_IDENT, ['y'] = C_IDENT,
-    ['z'] = C_IDENT,
-    ['A'] = C_IDENT, ['B'] = C_IDENT, ['C'] = C_IDENT, ['D'] = C_IDENT, ['E'] = C_IDENT,
-    ['F'] = C_IDENT, ['G'] = C_IDENT, ['H'] = C_IDENT, ['I'] = C_IDENT, ['J'] = C_IDENT,
-    ['K'] = C_IDENT, ['L'] = C_IDENT, ['M'] = C_IDENT, ['N'] = C_IDENT, ['O'] = C_IDENT,
-    ['P'] = C_IDENT, ['Q'] = C_IDENT, ['R'] = C_IDENT, ['S'] = C_IDENT, ['T'] = C_IDENT,
-    ['U'] = C_IDENT, ['V'] = C_IDENT, ['W'] = C_IDENT, ['X'] = C_IDENT, ['Y'] = C_IDENT,
-    ['Z'] = C_IDENT,
-    ['\''] = C_QUOTE, ['"'] = C_QUOTE,
-    ['+'] = C_OP, ['-'] = C_OP, ['/'] = C_OP, ['*'] = C_OP, ['%'] = C_OP, ['~'] = C_OP,
-    ['['] = C_OP, [']'] = C_OP, ['('] = C_OP, [')'] = C_OP, ['{'] = C_OP, ['}'] = C_OP,
-    ['='] = C_OP, ['!'] = C_OP, ['>'] = C_OP, ['<'] = C_OP, ['.'] = C_OP, [':'] = C_OP,
-    ['|'] = C_OP, [','] = C_OP, [';'] = C_OP,
-#define H16(x) [x] = C_HIGH, [x + 1] = C_HIGH, [x + 2] = C_HIGH, [x + 3] = C_HIGH, [x + 4] = C_HIGH, \
-    [x + 5] = C_HIGH, [x + 6] = C_HIGH, [x + 7] = C_HIGH, [x + 8] = C_HIGH, [x + 9] = C_HIGH, \
-    [x + 10] = C_HIGH, [x + 11] = C_HIGH, [x + 12] = C_HIGH, [x + 13] = C_HIGH, [x + 14] = C_HIGH, \
-    [x + 15] = C_HIGH
-    H16(0x80), H16(0x90), H16(0xa0), H16(0xb0), H16(0xc0), H16(0xd0), H16(0xe0), H16(0xf0),
+    [' '] = C_WS,    ['\t'] = C_WS,   ['\n'] = C_WS,   ['\r'] = C_WS,    ['\v'] = C_WS,
+    ['\f'] = C_WS,   [0x1c] = C_WS,   [0x1d] = C_WS,   [0x1e] = C_WS,    [0x1f] = C_WS,
+    ['0'] = C_DIGIT, ['1'] = C_DIGIT, ['2'] = C_DIGIT, ['3'] = C_DIGIT,  ['4'] = C_DIGIT,
+    ['5'] = C_DIGIT, ['6'] = C_DIGIT, ['7'] = C_DIGIT, ['8'] = C_DIGIT,  ['9'] = C_DIGIT,
+    ['_'] = C_IDENT, ['a'] = C_IDENT, ['b'] = C_IDENT, ['c'] = C_IDENT,  ['d'] = C_IDENT,
+    ['e'] = C_IDENT, ['f'] = C_IDENT, ['g'] = C_IDENT, ['h'] = C_IDENT,  ['i'] = C_IDENT,
+    ['j'] = C_IDENT, ['k'] = C_IDENT, ['l'] = C_IDENT, ['m'] = C_IDENT,  ['n'] = C_IDENT,
+    ['o'] = C_IDENT, ['p'] = C_IDENT, ['q'] = C_IDENT, ['r'] = C_IDENT,  ['s'] = C_IDENT,
+    ['t'] = C_IDENT, ['u'] = C_IDENT, ['v'] = C_IDENT, ['w'] = C_IDENT,  ['x'] = C_IDENT,
+    ['y'] = C_IDENT, ['z'] = C_IDENT, ['A'] = C_IDENT, ['B'] = C_IDENT,  ['C'] = C_IDENT,
+    ['D'] = C_IDENT, ['E'] = C_IDENT, ['F'] = C_IDENT, ['G'] = C_IDENT,  ['H'] = C_IDENT,
+    ['I'] = C_IDENT, ['J'] = C_IDENT, ['K'] = C_IDENT, ['L'] = C_IDENT,  ['M'] = C_IDENT,
+    ['N'] = C_IDENT, ['O'] = C_IDENT, ['P'] = C_IDENT, ['Q'] = C_IDENT,  ['R'] = C_IDENT,
+    ['S'] = C_IDENT, ['T'] = C_IDENT, ['U'] = C_IDENT, ['V'] = C_IDENT,  ['W'] = C_IDENT,
+    ['X'] = C_IDENT, ['Y'] = C_IDENT, ['Z'] = C_IDENT, ['\''] = C_QUOTE, ['"'] = C_QUOTE,
+    ['+'] = C_OP,    ['-'] = C_OP,    ['/'] = C_OP,    ['*'] = C_OP,     ['%'] = C_OP,
+    ['~'] = C_OP,    ['['] = C_OP,    [']'] = C_OP,    ['('] = C_OP,     [')'] = C_OP,
+    ['{'] = C_OP,    ['}'] = C_OP,    ['='] = C_OP,    ['!'] = C_OP,     ['>'] = C_OP,
+    ['<'] = C_OP,    ['.'] = C_OP,    [':'] = C_OP,    ['|'] = C_OP,     [','] = C_OP,
+    [';'] = C_OP,
+#define H16(x)                                                                                     \
+    [(x)] = C_HIGH, [(x) + 1] = C_HIGH, [(x) + 2] = C_HIGH, [(x) + 3] = C_HIGH,                    \
+    [(x) + 4] = C_HIGH, [(x) + 5] = C_HIGH, [(x) + 6] = C_HIGH, [(x) + 7] = C_HIGH,                \
+    [(x) + 8] = C_HIGH, [(x) + 9] = C_HIGH, [(x) + 10] = C_HIGH, [(x) + 11] = C_HIGH,              \
+    [(x) + 12] = C_HIGH, [(x) + 13] = C_HIGH, [(x) + 14] = C_HIGH, [(x) + 15] = C_HIGH
+    H16(0x80),       H16(0x90),       H16(0xa0),       H16(0xb0),        H16(0xc0),
+    H16(0xd0),       H16(0xe0),       H16(0xf0),
 #undef H16
 };
 
@@ -63,7 +63,7 @@ struct lexer {
     struct jarena *a;
     const char *s; /* normalized source */
     size_t n, pos;
-    int line;      /* line of pos */
+    int line;        /* line of pos */
     size_t line_pos; /* position up to which `line` is counted */
     struct jtoks *toks;
     char *err;
@@ -186,7 +186,8 @@ static size_t block_end(struct lexer *L, size_t pos, char close)
 {
     const char *s = L->s;
     size_t n = L->n;
-    if (pos + 2 < n + 0 && (s[pos] == '+' || s[pos] == '-') && s[pos + 1] == close && s[pos + 2] == '}') {
+    if (pos + 2 < n + 0 && (s[pos] == '+' || s[pos] == '-') && s[pos + 1] == close &&
+        s[pos + 2] == '}') {
         if (s[pos] == '+')
             return pos + 3;
         return skip_ws(s, pos + 3, n);
@@ -231,21 +232,60 @@ static int decode_string(struct lexer *L, size_t start, size_t end, struct jtok 
         int32_t cp = -1;
         int digits = 0;
         switch (c) {
-        case '\n': i++; continue;
-        case '\\': o[n++] = '\\'; i++; continue;
-        case '\'': o[n++] = '\''; i++; continue;
-        case '"': o[n++] = '"'; i++; continue;
-        case 'a': o[n++] = '\a'; i++; continue;
-        case 'b': o[n++] = '\b'; i++; continue;
-        case 'f': o[n++] = '\f'; i++; continue;
-        case 'n': o[n++] = '\n'; i++; continue;
-        case 'r': o[n++] = '\r'; i++; continue;
-        case 't': o[n++] = '\t'; i++; continue;
-        case 'v': o[n++] = '\v'; i++; continue;
-        case 'x': digits = 2; break;
-        case 'u': digits = 4; break;
-        case 'U': digits = 8; break;
-        case 'N': return lfail(L, i, "\\N{...} escapes are not supported");
+        case '\n':
+            i++;
+            continue;
+        case '\\':
+            o[n++] = '\\';
+            i++;
+            continue;
+        case '\'':
+            o[n++] = '\'';
+            i++;
+            continue;
+        case '"':
+            o[n++] = '"';
+            i++;
+            continue;
+        case 'a':
+            o[n++] = '\a';
+            i++;
+            continue;
+        case 'b':
+            o[n++] = '\b';
+            i++;
+            continue;
+        case 'f':
+            o[n++] = '\f';
+            i++;
+            continue;
+        case 'n':
+            o[n++] = '\n';
+            i++;
+            continue;
+        case 'r':
+            o[n++] = '\r';
+            i++;
+            continue;
+        case 't':
+            o[n++] = '\t';
+            i++;
+            continue;
+        case 'v':
+            o[n++] = '\v';
+            i++;
+            continue;
+        case 'x':
+            digits = 2;
+            break;
+        case 'u':
+            digits = 4;
+            break;
+        case 'U':
+            digits = 8;
+            break;
+        case 'N':
+            return lfail(L, i, "\\N{...} escapes are not supported");
         default:
             if (c >= '0' && c <= '7') {
                 cp = 0;
@@ -260,7 +300,11 @@ static int decode_string(struct lexer *L, size_t start, size_t end, struct jtok 
             if (c >= 0x80) {
                 int32_t u;
                 i += ju8_dec(s + i, end - i, &u);
-                n += (size_t)sprintf(o + n, u <= 0xff ? "x%02x" : u <= 0xffff ? "u%04x" : "U%08x", (unsigned)u);
+                n += (size_t)sprintf(o + n,
+                                     u <= 0xff     ? "x%02x"
+                                     : u <= 0xffff ? "u%04x"
+                                                   : "U%08x",
+                                     (unsigned)u);
             }
             continue;
         }
@@ -380,7 +424,8 @@ static int lex_number(struct lexer *L, size_t *pos)
             continue;
         uint64_t d = (uint64_t)hexval(s[i]);
         if (v > (UINT64_C(0x7fffffffffffffff) - d) / (uint64_t)base)
-            return lfail(L, p, "integer literal too large (this implementation is limited to 64 bits)");
+            return lfail(L, p,
+                         "integer literal too large (this implementation is limited to 64 bits)");
         v = v * (uint64_t)base + d;
     }
     struct jtok *t = push(L, T_INT, p);
@@ -401,32 +446,72 @@ static int lex_op(struct lexer *L, size_t *pos, int *depth, char *stack)
     size_t len = 1;
     char c1 = left > 1 ? s[1] : 0;
     switch (s[0]) {
-    case '+': k = T_ADD; break;
-    case '-': k = T_SUB; break;
-    case '/': k = c1 == '/' ? (len = 2, T_FLOORDIV) : T_DIV; break;
-    case '*': k = c1 == '*' ? (len = 2, T_POW) : T_MUL; break;
-    case '%': k = T_MOD; break;
-    case '~': k = T_TILDE; break;
-    case '[': k = T_LBRACKET; break;
-    case ']': k = T_RBRACKET; break;
-    case '(': k = T_LPAREN; break;
-    case ')': k = T_RPAREN; break;
-    case '{': k = T_LBRACE; break;
-    case '}': k = T_RBRACE; break;
-    case '=': k = c1 == '=' ? (len = 2, T_EQ) : T_ASSIGN; break;
+    case '+':
+        k = T_ADD;
+        break;
+    case '-':
+        k = T_SUB;
+        break;
+    case '/':
+        k = c1 == '/' ? (len = 2, T_FLOORDIV) : T_DIV;
+        break;
+    case '*':
+        k = c1 == '*' ? (len = 2, T_POW) : T_MUL;
+        break;
+    case '%':
+        k = T_MOD;
+        break;
+    case '~':
+        k = T_TILDE;
+        break;
+    case '[':
+        k = T_LBRACKET;
+        break;
+    case ']':
+        k = T_RBRACKET;
+        break;
+    case '(':
+        k = T_LPAREN;
+        break;
+    case ')':
+        k = T_RPAREN;
+        break;
+    case '{':
+        k = T_LBRACE;
+        break;
+    case '}':
+        k = T_RBRACE;
+        break;
+    case '=':
+        k = c1 == '=' ? (len = 2, T_EQ) : T_ASSIGN;
+        break;
     case '!':
         if (c1 != '=')
             return lfail(L, *pos, "unexpected char '!'");
         k = T_NE;
         len = 2;
         break;
-    case '>': k = c1 == '=' ? (len = 2, T_GTEQ) : T_GT; break;
-    case '<': k = c1 == '=' ? (len = 2, T_LTEQ) : T_LT; break;
-    case '.': k = T_DOT; break;
-    case ':': k = T_COLON; break;
-    case '|': k = T_PIPE; break;
-    case ',': k = T_COMMA; break;
-    default: k = T_SEMICOLON; break;
+    case '>':
+        k = c1 == '=' ? (len = 2, T_GTEQ) : T_GT;
+        break;
+    case '<':
+        k = c1 == '=' ? (len = 2, T_LTEQ) : T_LT;
+        break;
+    case '.':
+        k = T_DOT;
+        break;
+    case ':':
+        k = T_COLON;
+        break;
+    case '|':
+        k = T_PIPE;
+        break;
+    case ',':
+        k = T_COMMA;
+        break;
+    default:
+        k = T_SEMICOLON;
+        break;
     }
     /* bracket balance: end tags count only when balanced */
     if (k == T_LBRACKET || k == T_LPAREN || k == T_LBRACE) {
@@ -435,7 +520,8 @@ static int lex_op(struct lexer *L, size_t *pos, int *depth, char *stack)
         stack[(*depth)++] = k == T_LBRACKET ? ']' : k == T_LPAREN ? ')' : '}';
     } else if (k == T_RBRACKET || k == T_RPAREN || k == T_RBRACE) {
         if (!*depth || stack[*depth - 1] != s[0])
-            return lfail(L, *pos, !*depth ? "unexpected closing bracket" : "mismatched closing bracket");
+            return lfail(L, *pos,
+                         !*depth ? "unexpected closing bracket" : "mismatched closing bracket");
         (*depth)--;
     }
     if (!push(L, k, *pos))
@@ -453,8 +539,9 @@ static int lex_tag(struct lexer *L, size_t pos, int is_block, size_t *end)
     char stack[256];
     for (;;) {
         if (pos >= n)
-            return lfail(L, pos, is_block ? "unexpected end of template, expected '%}'"
-                                          : "unexpected end of template, expected '}}'");
+            return lfail(L, pos,
+                         is_block ? "unexpected end of template, expected '%}'"
+                                  : "unexpected end of template, expected '}}'");
         if (!depth) {
             size_t e = 0;
             if (is_block) {
@@ -480,7 +567,8 @@ static int lex_tag(struct lexer *L, size_t pos, int is_block, size_t *end)
         case C_HIGH: {
             size_t w = ws_at(s + pos, n - pos);
             if (!w)
-                return lfail(L, pos, "unexpected non-ASCII character in a tag (identifiers must be ASCII)");
+                return lfail(L, pos,
+                             "unexpected non-ASCII character in a tag (identifiers must be ASCII)");
             pos += w;
             break;
         }
@@ -490,7 +578,8 @@ static int lex_tag(struct lexer *L, size_t pos, int is_block, size_t *end)
             break;
         case C_IDENT: {
             size_t st = pos;
-            while (pos < n && (cls[(unsigned char)s[pos]] == C_IDENT || cls[(unsigned char)s[pos]] == C_DIGIT))
+            while (pos < n &&
+                   (cls[(unsigned char)s[pos]] == C_IDENT || cls[(unsigned char)s[pos]] == C_DIGIT))
                 pos++;
             struct jtok *t = push(L, T_NAME, st);
             if (!t)
@@ -606,7 +695,8 @@ static int lex_root(struct lexer *L)
     size_t n = L->n, pos = 0;
     while (pos < n) {
         const char *hit = NULL;
-        for (const char *q = memchr(s + pos, '{', n - pos); q; q = memchr(q + 1, '{', (size_t)(s + n - q - 1))) {
+        for (const char *q = memchr(s + pos, '{', n - pos); q;
+             q = memchr(q + 1, '{', (size_t)(s + n - q - 1))) {
             if (q + 1 < s + n && (q[1] == '{' || q[1] == '%' || q[1] == '#')) {
                 hit = q;
                 break;

@@ -6,9 +6,9 @@
  * Statements: if/elif/else, for (target tuples, `if` filter, else),
  * break/continue, set (expression, tuple targets, namespace attributes,
  * block set with filters), macro, call (with caller arguments), filter
- * blocks, with. Everything else (extends, block, include, import, from,
- * autoescape, do, recursive loops, star-args in calls) is a syntax
- * error naming the construct.
+ * blocks, with, and transformers' generation block. Everything else
+ * (extends, block, include, import, from, autoescape, do, recursive loops,
+ * star-args in calls) is a syntax error naming the construct.
  *
  * Filters and tests are resolved to builtin ids here; an unknown one is
  * reported when evaluated, as Jinja2 3.1 does. */
@@ -25,8 +25,8 @@ struct parser {
     size_t i, n;
     char *err;
     int depth;
-    int loops;             /* enclosing for-loops (for break/continue) */
-    struct jnode *macro;   /* innermost macro being parsed */
+    int loops;           /* enclosing for-loops (for break/continue) */
+    struct jnode *macro; /* innermost macro being parsed */
 };
 
 #define MAX_PARSE_DEPTH 200
@@ -43,8 +43,14 @@ static int pfail(struct parser *P, const char *fmt, ...)
     return -1;
 }
 
-static struct jtok *cur(struct parser *P) { return &P->tk[P->i]; }
-static struct jtok *look(struct parser *P) { return &P->tk[P->i + 1 < P->n ? P->i + 1 : P->i]; }
+static struct jtok *cur(struct parser *P)
+{
+    return &P->tk[P->i];
+}
+static struct jtok *look(struct parser *P)
+{
+    return &P->tk[P->i + 1 < P->n ? P->i + 1 : P->i];
+}
 static void next(struct parser *P)
 {
     if (P->tk[P->i].k != T_EOF)
@@ -66,17 +72,28 @@ static int skip_name(struct parser *P, const char *w)
 static const char *describe(enum jt_kind k)
 {
     switch (k) {
-    case T_EOF: return "end of template";
-    case T_TEXT: return "template data";
-    case T_VAR_BEGIN: return "begin of print statement";
-    case T_VAR_END: return "end of print statement";
-    case T_BLOCK_BEGIN: return "begin of statement block";
-    case T_BLOCK_END: return "end of statement block";
-    case T_NAME: return "name";
-    case T_STRING: return "string";
-    case T_INT: return "integer";
-    case T_FLOAT: return "float";
-    default: return "operator";
+    case T_EOF:
+        return "end of template";
+    case T_TEXT:
+        return "template data";
+    case T_VAR_BEGIN:
+        return "begin of print statement";
+    case T_VAR_END:
+        return "end of print statement";
+    case T_BLOCK_BEGIN:
+        return "begin of statement block";
+    case T_BLOCK_END:
+        return "end of statement block";
+    case T_NAME:
+        return "name";
+    case T_STRING:
+        return "string";
+    case T_INT:
+        return "integer";
+    case T_FLOAT:
+        return "float";
+    default:
+        return "operator";
     }
 }
 
@@ -109,11 +126,11 @@ static int nvec_push(struct parser *P, struct nvec *v, struct jnode *x)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 4;
-        struct jnode **nv = ja_alloc(P->a, cap * sizeof *nv);
+        struct jnode **nv = ja_alloc(P->a, cap * sizeof(struct jnode *));
         if (!nv)
             return pfail(P, "out of memory");
         if (v->n)
-            memcpy(nv, v->v, v->n * sizeof *nv);
+            memcpy(nv, v->v, v->n * sizeof(struct jnode *));
         v->v = nv;
         v->cap = cap;
     }
@@ -123,8 +140,8 @@ static int nvec_push(struct parser *P, struct nvec *v, struct jnode *x)
 
 /* ---- expressions ---- */
 static struct jnode *parse_expression(struct parser *P, int with_condexpr);
-static struct jnode *parse_tuple(struct parser *P, int simplified, int with_condexpr, const char *end_name,
-                                 int explicit_parens);
+static struct jnode *parse_tuple(struct parser *P, int simplified, int with_condexpr,
+                                 const char *end_name, int explicit_parens);
 static struct jnode *parse_unary(struct parser *P, int with_filter);
 static struct jnode *parse_primary(struct parser *P);
 static struct jnode *parse_postfix(struct parser *P, struct jnode *n);
@@ -164,7 +181,8 @@ static int parse_call_args(struct parser *P, struct jnode *n)
                 return -1;
         } else {
             if (kvals.n)
-                return pfail(P, "invalid syntax for function call expression (positional after keyword)");
+                return pfail(
+                    P, "invalid syntax for function call expression (positional after keyword)");
             struct jnode *v = parse_expression(P, 1);
             if (!v || nvec_push(P, &args, v))
                 return -1;
@@ -248,7 +266,8 @@ static struct jnode *parse_test(struct parser *P, struct jnode *in)
     if (k == T_LPAREN) {
         if (parse_call_args(P, n))
             return NULL;
-    } else if ((k == T_NAME || k == T_STRING || k == T_INT || k == T_FLOAT || k == T_LBRACKET || k == T_LBRACE) &&
+    } else if ((k == T_NAME || k == T_STRING || k == T_INT || k == T_FLOAT || k == T_LBRACKET ||
+                k == T_LBRACE) &&
                !is_name(P, "else") && !is_name(P, "or") && !is_name(P, "and")) {
         if (is_name(P, "is")) {
             pfail(P, "You cannot chain multiple tests with is");
@@ -257,7 +276,7 @@ static struct jnode *parse_test(struct parser *P, struct jnode *in)
         struct jnode *arg = parse_primary(P);
         if (!arg || !(arg = parse_postfix(P, arg)))
             return NULL;
-        n->args = ja_alloc(P->a, sizeof *n->args);
+        n->args = ja_alloc(P->a, sizeof(struct jnode *));
         if (!n->args)
             return pfail(P, "out of memory"), NULL;
         n->args[0] = arg;
@@ -546,7 +565,8 @@ static struct jnode *parse_pow(struct parser *P)
 static struct jnode *parse_math2(struct parser *P)
 {
     struct jnode *l = parse_pow(P);
-    for (enum jt_kind k; l && ((k = cur(P)->k) == T_MUL || k == T_DIV || k == T_FLOORDIV || k == T_MOD);) {
+    for (enum jt_kind k;
+         l && ((k = cur(P)->k) == T_MUL || k == T_DIV || k == T_FLOORDIV || k == T_MOD);) {
         next(P);
         l = binop(P, k, l, parse_pow(P));
     }
@@ -698,8 +718,8 @@ static int tuple_end(struct parser *P, const char *end_name)
     return end_name && is_name(P, end_name);
 }
 
-static struct jnode *parse_tuple(struct parser *P, int simplified, int with_condexpr, const char *end_name,
-                                 int explicit_parens)
+static struct jnode *parse_tuple(struct parser *P, int simplified, int with_condexpr,
+                                 const char *end_name, int explicit_parens)
 {
     int line = cur(P)->line;
     struct nvec v = {0};
@@ -812,7 +832,8 @@ static struct jnode *parse_for(struct parser *P)
 
 static struct jnode *parse_if(struct parser *P)
 {
-    static const char *const ends[] = {"elif", "else", "endif", NULL}, *const ends2[] = {"endif", NULL};
+    static const char *const ends[] = {"elif", "else", "endif", NULL}, *const ends2[] = {"endif",
+                                                                                         NULL};
     struct jnode *n = node(P, N_IF), *top = n;
     if (!n)
         return NULL;
@@ -968,6 +989,16 @@ static struct jnode *parse_with(struct parser *P)
     return end_tag(P, "endwith") ? NULL : n;
 }
 
+/* {% generation %}...{% endgeneration %}: transformers' AssistantTracker
+ * tag, which renders its body unchanged unless assistant masks are asked
+ * for (they never are here). */
+static struct jnode *parse_generation(struct parser *P)
+{
+    static const char *const ends[] = {"endgeneration", NULL};
+    struct jnode *n = statements(P, ends);
+    return !n || end_tag(P, "endgeneration") ? NULL : n;
+}
+
 static struct jnode *parse_statement(struct parser *P)
 {
     if (cur(P)->k != T_NAME) {
@@ -991,6 +1022,8 @@ static struct jnode *parse_statement(struct parser *P)
         n = parse_call_block(P);
     } else if (!strcmp(w, "filter")) {
         n = parse_filter_block(P);
+    } else if (!strcmp(w, "generation")) {
+        n = parse_generation(P);
     } else if (!strcmp(w, "with")) {
         n = parse_with(P);
     } else if (!strcmp(w, "break") || !strcmp(w, "continue")) {
@@ -1038,7 +1071,8 @@ static struct jnode *subparse(struct parser *P, const char *const *ends)
             next(P);
         } else if (t->k == T_VAR_BEGIN) {
             next(P);
-            if (!(n = node(P, N_OUTPUT)) || !(n->a = parse_tuple(P, 0, 1, NULL, 0)) || expect(P, T_VAR_END))
+            if (!(n = node(P, N_OUTPUT)) || !(n->a = parse_tuple(P, 0, 1, NULL, 0)) ||
+                expect(P, T_VAR_END))
                 return NULL;
         } else if (t->k == T_BLOCK_BEGIN) {
             next(P);

@@ -123,7 +123,8 @@ int joom(struct jstate *s)
 int jv_newlist(struct jstate *s, enum jv_kind k, size_t n, struct jv *out)
 {
     struct jlist *l = ja_alloc(&s->ar, sizeof *l);
-    if (!l || n > SIZE_MAX / sizeof(struct jv) || (n && !(l->v = ja_alloc(&s->ar, n * sizeof(struct jv)))))
+    if (!l || n > SIZE_MAX / sizeof(struct jv) ||
+        (n && !(l->v = ja_alloc(&s->ar, n * sizeof(struct jv)))))
         return joom(s);
     l->n = n;
     *out = (struct jv){.k = k};
@@ -136,7 +137,8 @@ int jv_newdict(struct jstate *s, enum jv_kind k, size_t cap, struct jv *out)
     struct jdict *d = ja_alloc(&s->ar, sizeof *d);
     if (!d)
         return joom(s);
-    if (cap && (cap > SIZE_MAX / sizeof(struct jv) || !(d->key = ja_alloc(&s->ar, cap * sizeof(struct jv))) ||
+    if (cap && (cap > SIZE_MAX / sizeof(struct jv) ||
+                !(d->key = ja_alloc(&s->ar, cap * sizeof(struct jv))) ||
                 !(d->val = ja_alloc(&s->ar, cap * sizeof(struct jv)))))
         return joom(s);
     d->cap = cap;
@@ -193,11 +195,21 @@ int jv_from_json(struct jstate *s, const json_t *j, struct jv *out, int depth)
     if (depth > s->lim.max_depth)
         return jfail(s, "input JSON nested deeper than %d", s->lim.max_depth);
     switch (json_typeof(j)) {
-    case JSON_NULL: *out = jv_none(); return 0;
-    case JSON_TRUE: *out = jv_bool(1); return 0;
-    case JSON_FALSE: *out = jv_bool(0); return 0;
-    case JSON_INTEGER: *out = jv_int((int64_t)json_integer_value(j)); return 0;
-    case JSON_REAL: *out = jv_float(json_real_value(j)); return 0;
+    case JSON_NULL:
+        *out = jv_none();
+        return 0;
+    case JSON_TRUE:
+        *out = jv_bool(1);
+        return 0;
+    case JSON_FALSE:
+        *out = jv_bool(0);
+        return 0;
+    case JSON_INTEGER:
+        *out = jv_int((int64_t)json_integer_value(j));
+        return 0;
+    case JSON_REAL:
+        *out = jv_float(json_real_value(j));
+        return 0;
     case JSON_STRING: {
         size_t n = json_string_length(j);
         const char *p = json_string_value(j);
@@ -222,7 +234,8 @@ int jv_from_json(struct jstate *s, const json_t *j, struct jv *out, int depth)
         struct jdict *d = out->u.d;
         const char *key;
         json_t *val;
-        json_object_foreach((json_t *)j, key, val) {
+        json_object_foreach((json_t *)j, key, val)
+        {
             size_t kn = strlen(key);
             char *k = ja_strdup(&s->ar, key, kn);
             if (!k)
@@ -239,32 +252,60 @@ int jv_from_json(struct jstate *s, const json_t *j, struct jv *out, int depth)
 }
 
 /* ---- Python semantics ---- */
-int jv_is_num(struct jv v) { return v.k == JV_INT || v.k == JV_FLOAT || v.k == JV_BOOL; }
-double jv_num(struct jv v) { return v.k == JV_FLOAT ? v.u.f : (double)v.u.i; }
+int jv_is_num(struct jv v)
+{
+    return v.k == JV_INT || v.k == JV_FLOAT || v.k == JV_BOOL;
+}
+double jv_num(struct jv v)
+{
+    return v.k == JV_FLOAT ? v.u.f : (double)v.u.i;
+}
 
 int jv_truthy(struct jv v)
 {
     switch (v.k) {
     case JV_UNDEF:
-    case JV_NONE: return 0;
+    case JV_NONE:
+        return 0;
     case JV_BOOL:
-    case JV_INT: return v.u.i != 0;
-    case JV_FLOAT: return v.u.f != 0.0;
-    case JV_STR: return v.u.s.n != 0;
-    case JV_LIST: return v.sub == SUB_GEN || v.u.l->n != 0;
-    case JV_TUPLE: return v.u.l->n != 0;
-    case JV_DICT: return v.u.d->n != 0;
+    case JV_INT:
+        return v.u.i != 0;
+    case JV_FLOAT:
+        return v.u.f != 0.0;
+    case JV_STR:
+        return v.u.s.n != 0;
+    case JV_LIST:
+        return v.sub == SUB_GEN || v.u.l->n != 0;
+    case JV_TUPLE:
+        return v.u.l->n != 0;
+    case JV_DICT:
+        return v.u.d->n != 0;
     case JV_NS:
     case JV_CALL:
-    case JV_LOOP: return 1;
+    case JV_LOOP:
+        return 1;
     }
     return 1;
 }
 
-static int seq_kind(struct jv v) { return v.k == JV_LIST || v.k == JV_TUPLE; }
-
-int jv_eq(struct jv a, struct jv b)
+static int seq_kind(struct jv v)
 {
+    return v.k == JV_LIST || v.k == JV_TUPLE;
+}
+
+/* Values built by a template can nest without bound ({% set x = [x] %} in
+ * a loop); comparisons stop at this depth instead of exhausting the stack
+ * (Python raises RecursionError near 1000). */
+#define CMP_DEPTH_MAX 2000
+
+static int eq_rec(struct jv a, struct jv b, int depth);
+
+int jv_eq(struct jv a, struct jv b) { return eq_rec(a, b, 0); }
+
+static int eq_rec(struct jv a, struct jv b, int depth)
+{
+    if (depth > CMP_DEPTH_MAX)
+        return 0;
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT)
             return a.u.i == b.u.i;
@@ -272,18 +313,25 @@ int jv_eq(struct jv a, struct jv b)
     }
     if (a.k != b.k)
         return 0;
+    /* identity first, as Python's element comparison does */
+    if ((a.k == JV_LIST || a.k == JV_TUPLE) && a.u.l == b.u.l && a.sub == b.sub)
+        return 1;
+    if (a.k == JV_DICT && a.u.d == b.u.d)
+        return 1;
     if (a.sub != b.sub || (a.sub && a.u.l != b.u.l))
         return a.sub && a.u.l == b.u.l;
     switch (a.k) {
     case JV_UNDEF:
-    case JV_NONE: return 1;
-    case JV_STR: return a.u.s.n == b.u.s.n && !memcmp(a.u.s.p, b.u.s.p, a.u.s.n);
+    case JV_NONE:
+        return 1;
+    case JV_STR:
+        return a.u.s.n == b.u.s.n && !memcmp(a.u.s.p, b.u.s.p, a.u.s.n);
     case JV_LIST:
     case JV_TUPLE:
         if (a.u.l->n != b.u.l->n)
             return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!jv_eq(a.u.l->v[i], b.u.l->v[i]))
+            if (!eq_rec(a.u.l->v[i], b.u.l->v[i], depth + 1))
                 return 0;
         return 1;
     case JV_DICT:
@@ -291,38 +339,60 @@ int jv_eq(struct jv a, struct jv b)
             return 0;
         for (size_t i = 0; i < a.u.d->n; i++) {
             struct jv *o = jv_dict_get(b.u.d, a.u.d->key[i]);
-            if (!o || !jv_eq(a.u.d->val[i], *o))
+            if (!o || !eq_rec(a.u.d->val[i], *o, depth + 1))
                 return 0;
         }
         return 1;
-    case JV_NS: return a.u.d == b.u.d;
-    case JV_CALL: return a.u.c == b.u.c;
-    case JV_LOOP: return a.u.lp == b.u.lp;
-    default: return 0;
+    case JV_NS:
+        return a.u.d == b.u.d;
+    case JV_CALL:
+        return a.u.c == b.u.c;
+    case JV_LOOP:
+        return a.u.lp == b.u.lp;
+    default:
+        return 0;
     }
 }
 
 const char *jv_typename(struct jv v)
 {
     switch (v.k) {
-    case JV_UNDEF: return "Undefined";
-    case JV_NONE: return "NoneType";
-    case JV_BOOL: return "bool";
-    case JV_INT: return "int";
-    case JV_FLOAT: return "float";
-    case JV_STR: return "str";
-    case JV_LIST: return "list";
-    case JV_TUPLE: return "tuple";
-    case JV_DICT: return "dict";
-    case JV_NS: return "Namespace";
-    case JV_CALL: return "function";
-    case JV_LOOP: return "LoopContext";
+    case JV_UNDEF:
+        return "Undefined";
+    case JV_NONE:
+        return "NoneType";
+    case JV_BOOL:
+        return "bool";
+    case JV_INT:
+        return "int";
+    case JV_FLOAT:
+        return "float";
+    case JV_STR:
+        return "str";
+    case JV_LIST:
+        return "list";
+    case JV_TUPLE:
+        return "tuple";
+    case JV_DICT:
+        return "dict";
+    case JV_NS:
+        return "Namespace";
+    case JV_CALL:
+        return "function";
+    case JV_LOOP:
+        return "LoopContext";
     }
     return "object";
 }
 
-int jv_cmp(struct jstate *s, struct jv a, struct jv b, int *cmp)
+static int cmp_rec(struct jstate *s, struct jv a, struct jv b, int *cmp, int depth);
+
+int jv_cmp(struct jstate *s, struct jv a, struct jv b, int *cmp) { return cmp_rec(s, a, b, cmp, 0); }
+
+static int cmp_rec(struct jstate *s, struct jv a, struct jv b, int *cmp, int depth)
 {
+    if (depth > CMP_DEPTH_MAX)
+        return jfail(s, "maximum recursion depth exceeded in comparison");
     if (jv_is_num(a) && jv_is_num(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT)
             *cmp = (a.u.i > b.u.i) - (a.u.i < b.u.i);
@@ -341,7 +411,7 @@ int jv_cmp(struct jstate *s, struct jv a, struct jv b, int *cmp)
         for (size_t i = 0; i < n; i++) {
             if (jv_eq(a.u.l->v[i], b.u.l->v[i]))
                 continue;
-            return jv_cmp(s, a.u.l->v[i], b.u.l->v[i], cmp);
+            return cmp_rec(s, a.u.l->v[i], b.u.l->v[i], cmp, depth + 1);
         }
         *cmp = (a.u.l->n > b.u.l->n) - (a.u.l->n < b.u.l->n);
         return 0;
@@ -349,7 +419,8 @@ int jv_cmp(struct jstate *s, struct jv a, struct jv b, int *cmp)
     if (a.k == JV_UNDEF || b.k == JV_UNDEF)
         return jfail(s, "'%.*s' is undefined", (int)(a.k == JV_UNDEF ? a : b).u.s.n,
                      (a.k == JV_UNDEF ? a : b).u.s.p ? (a.k == JV_UNDEF ? a : b).u.s.p : "");
-    return jfail(s, "'<' not supported between instances of '%s' and '%s'", jv_typename(a), jv_typename(b));
+    return jfail(s, "'<' not supported between instances of '%s' and '%s'", jv_typename(a),
+                 jv_typename(b));
 }
 
 /* ---- UTF-8 ---- */
@@ -412,8 +483,23 @@ size_t ju8_len(const char *p, size_t n)
 int jpy_isspace(int32_t cp)
 {
     switch (cp) {
-    case 0x09: case 0x0a: case 0x0b: case 0x0c: case 0x0d: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
-    case 0x20: case 0x85: case 0xa0: case 0x1680: case 0x2028: case 0x2029: case 0x202f: case 0x205f:
+    case 0x09:
+    case 0x0a:
+    case 0x0b:
+    case 0x0c:
+    case 0x0d:
+    case 0x1c:
+    case 0x1d:
+    case 0x1e:
+    case 0x1f:
+    case 0x20:
+    case 0x85:
+    case 0xa0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202f:
+    case 0x205f:
     case 0x3000:
         return 1;
     default:
@@ -471,7 +557,14 @@ int jv_float_repr(char *buf, size_t n, double f)
     int decpt = exp10 + 1;
     char *o = buf;
     size_t left = n;
-#define PUT(...) do { int w_ = snprintf(o, left, __VA_ARGS__); if (w_ < 0 || (size_t)w_ >= left) return -1; o += w_; left -= (size_t)w_; } while (0)
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(o, left, __VA_ARGS__);                                                   \
+        if (w_ < 0 || (size_t)w_ >= left)                                                          \
+            return -1;                                                                             \
+        o += w_;                                                                                   \
+        left -= (size_t)w_;                                                                        \
+    } while (0)
     if (neg)
         PUT("-");
     if (decpt > -4 && decpt <= 16) {
@@ -494,8 +587,14 @@ int jv_float_repr(char *buf, size_t n, double f)
 }
 
 /* ---- str() and repr() ---- */
-static int put(struct jstate *s, struct ax_buf *b, const char *p, size_t n) { return jbuf_put(s, b, p, n); }
-static int puts_(struct jstate *s, struct ax_buf *b, const char *p) { return jbuf_put(s, b, p, strlen(p)); }
+static int put(struct jstate *s, struct ax_buf *b, const char *p, size_t n)
+{
+    return jbuf_put(s, b, p, n);
+}
+static int puts_(struct jstate *s, struct ax_buf *b, const char *p)
+{
+    return jbuf_put(s, b, p, strlen(p));
+}
 
 static int py_printable(int32_t cp)
 {
@@ -540,7 +639,10 @@ static int repr_str(struct jstate *s, struct ax_buf *b, const char *p, size_t n)
             out = esc;
             on = 2;
         } else if (!py_printable(cp)) {
-            on = (size_t)snprintf(esc, sizeof esc, cp <= 0xff ? "\\x%02x" : cp <= 0xffff ? "\\u%04x" : "\\U%08x",
+            on = (size_t)snprintf(esc, sizeof esc,
+                                  cp <= 0xff     ? "\\x%02x"
+                                  : cp <= 0xffff ? "\\u%04x"
+                                                 : "\\U%08x",
                                   (unsigned)cp);
             out = esc;
         }
@@ -571,8 +673,12 @@ int jv_repr_to(struct jstate *s, struct ax_buf *b, struct jv v)
     }
     int rc = 0;
     switch (v.k) {
-    case JV_STR: rc = repr_str(s, b, v.u.s.p, v.u.s.n); break;
-    case JV_UNDEF: rc = puts_(s, b, "Undefined"); break;
+    case JV_STR:
+        rc = repr_str(s, b, v.u.s.p, v.u.s.n);
+        break;
+    case JV_UNDEF:
+        rc = puts_(s, b, "Undefined");
+        break;
     case JV_LIST:
     case JV_TUPLE: {
         static const char *const views[] = {"", "", "dict_keys(", "dict_values(", "dict_items("};
@@ -595,9 +701,15 @@ int jv_repr_to(struct jstate *s, struct ax_buf *b, struct jv v)
             rc = puts_(s, b, ")");
         break;
     }
-    case JV_DICT: rc = repr_dict(s, b, v.u.d); break;
-    case JV_NS: rc = puts_(s, b, "<Namespace ") || repr_dict(s, b, v.u.d) || puts_(s, b, ">"); break;
-    default: rc = jv_str_to(s, b, v); break;
+    case JV_DICT:
+        rc = repr_dict(s, b, v.u.d);
+        break;
+    case JV_NS:
+        rc = puts_(s, b, "<Namespace ") || repr_dict(s, b, v.u.d) || puts_(s, b, ">");
+        break;
+    default:
+        rc = jv_str_to(s, b, v);
+        break;
     }
     s->depth--;
     return rc ? -1 : 0;
@@ -607,21 +719,27 @@ int jv_str_to(struct jstate *s, struct ax_buf *b, struct jv v)
 {
     char tmp[64];
     switch (v.k) {
-    case JV_UNDEF: return 0;
-    case JV_NONE: return puts_(s, b, "None");
-    case JV_BOOL: return puts_(s, b, v.u.i ? "True" : "False");
+    case JV_UNDEF:
+        return 0;
+    case JV_NONE:
+        return puts_(s, b, "None");
+    case JV_BOOL:
+        return puts_(s, b, v.u.i ? "True" : "False");
     case JV_INT:
         snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i);
         return puts_(s, b, tmp);
     case JV_FLOAT:
         jv_float_repr(tmp, sizeof tmp, v.u.f);
         return puts_(s, b, tmp);
-    case JV_STR: return put(s, b, v.u.s.p, v.u.s.n);
+    case JV_STR:
+        return put(s, b, v.u.s.p, v.u.s.n);
     case JV_CALL:
         snprintf(tmp, sizeof tmp, "<function %.40s>", v.u.c->name ? v.u.c->name : "");
         return puts_(s, b, tmp);
-    case JV_LOOP: return puts_(s, b, "<LoopContext>");
-    default: return jv_repr_to(s, b, v);
+    case JV_LOOP:
+        return puts_(s, b, "<LoopContext>");
+    default:
+        return jv_repr_to(s, b, v);
     }
 }
 
@@ -649,15 +767,30 @@ static int json_str(struct jstate *s, struct ax_buf *b, const char *p, size_t n,
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)p[i];
         char esc[16];
+        const char *rep = NULL;
         size_t en = 0, l = 1;
         switch (c) {
-        case '"': en = 2, memcpy(esc, "\\\"", 2); break;
-        case '\\': en = 2, memcpy(esc, "\\\\", 2); break;
-        case '\n': en = 2, memcpy(esc, "\\n", 2); break;
-        case '\r': en = 2, memcpy(esc, "\\r", 2); break;
-        case '\t': en = 2, memcpy(esc, "\\t", 2); break;
-        case '\b': en = 2, memcpy(esc, "\\b", 2); break;
-        case '\f': en = 2, memcpy(esc, "\\f", 2); break;
+        case '"':
+            rep = "\\\"";
+            break;
+        case '\\':
+            rep = "\\\\";
+            break;
+        case '\n':
+            rep = "\\n";
+            break;
+        case '\r':
+            rep = "\\r";
+            break;
+        case '\t':
+            rep = "\\t";
+            break;
+        case '\b':
+            rep = "\\b";
+            break;
+        case '\f':
+            rep = "\\f";
+            break;
         default:
             if (c < 0x20) {
                 en = (size_t)snprintf(esc, sizeof esc, "\\u%04x", c);
@@ -666,11 +799,16 @@ static int json_str(struct jstate *s, struct ax_buf *b, const char *p, size_t n,
                 l = ju8_dec(p + i, n - i, &cp);
                 if (cp >= 0x10000) {
                     cp -= 0x10000;
-                    en = (size_t)snprintf(esc, sizeof esc, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+                    en = (size_t)snprintf(esc, sizeof esc, "\\u%04x\\u%04x", 0xd800 + (cp >> 10),
+                                          0xdc00 + (cp & 0x3ff));
                 } else {
                     en = (size_t)snprintf(esc, sizeof esc, "\\u%04x", cp);
                 }
             }
+        }
+        if (rep) {
+            memcpy(esc, rep, 3); /* two characters and the NUL */
+            en = 2;
         }
         if (en) {
             if ((run && put(s, b, p + i - run, run)) || put(s, b, esc, en))
@@ -701,13 +839,21 @@ static int json_key(struct jstate *s, struct ax_buf *b, struct jv k, const struc
 {
     char tmp[64];
     switch (k.k) {
-    case JV_STR: return json_str(s, b, k.u.s.p, k.u.s.n, o->ensure_ascii);
-    case JV_BOOL: return puts_(s, b, k.u.i ? "\"true\"" : "\"false\"");
-    case JV_NONE: return puts_(s, b, "\"null\"");
-    case JV_INT: snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)k.u.i); return puts_(s, b, tmp);
+    case JV_STR:
+        return json_str(s, b, k.u.s.p, k.u.s.n, o->ensure_ascii);
+    case JV_BOOL:
+        return puts_(s, b, k.u.i ? "\"true\"" : "\"false\"");
+    case JV_NONE:
+        return puts_(s, b, "\"null\"");
+    case JV_INT:
+        snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)k.u.i);
+        return puts_(s, b, tmp);
     case JV_FLOAT:
         if (isnan(k.u.f) || isinf(k.u.f))
-            snprintf(tmp, sizeof tmp, "\"%s\"", isnan(k.u.f) ? "NaN" : k.u.f > 0 ? "Infinity" : "-Infinity");
+            snprintf(tmp, sizeof tmp, "\"%s\"",
+                     isnan(k.u.f) ? "NaN"
+                     : k.u.f > 0  ? "Infinity"
+                                  : "-Infinity");
         else {
             tmp[0] = '"';
             int w = jv_float_repr(tmp + 1, sizeof tmp - 2, k.u.f);
@@ -715,7 +861,8 @@ static int json_key(struct jstate *s, struct ax_buf *b, struct jv k, const struc
             tmp[2 + w] = '\0';
         }
         return puts_(s, b, tmp);
-    default: return jfail(s, "keys must be str, int, float, bool or None, not %s", jv_typename(k));
+    default:
+        return jfail(s, "keys must be str, int, float, bool or None, not %s", jv_typename(k));
     }
 }
 
@@ -725,7 +872,7 @@ static int sorted_keys(struct jstate *s, const struct jdict *d, size_t *idx)
     for (size_t i = 0; i < d->n; i++) {
         idx[i] = i;
         for (size_t j = i; j > 0; j--) {
-            int c;
+            int c = 0;
             if (jv_cmp(s, d->key[idx[j - 1]], d->key[idx[j]], &c))
                 return -1;
             if (c <= 0)
@@ -738,15 +885,20 @@ static int sorted_keys(struct jstate *s, const struct jdict *d, size_t *idx)
     return 0;
 }
 
-int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct json_opts *o, int level)
+int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct json_opts *o,
+               int level)
 {
     char tmp[64];
     if (level > s->lim.max_depth)
         return jfail(s, "value nested too deeply for tojson");
     switch (v.k) {
-    case JV_NONE: return puts_(s, b, "null");
-    case JV_BOOL: return puts_(s, b, v.u.i ? "true" : "false");
-    case JV_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i); return puts_(s, b, tmp);
+    case JV_NONE:
+        return puts_(s, b, "null");
+    case JV_BOOL:
+        return puts_(s, b, v.u.i ? "true" : "false");
+    case JV_INT:
+        snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i);
+        return puts_(s, b, tmp);
     case JV_FLOAT:
         if (isnan(v.u.f))
             return puts_(s, b, "NaN");
@@ -754,11 +906,13 @@ int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct jso
             return puts_(s, b, v.u.f > 0 ? "Infinity" : "-Infinity");
         jv_float_repr(tmp, sizeof tmp, v.u.f);
         return puts_(s, b, tmp);
-    case JV_STR: return json_str(s, b, v.u.s.p, v.u.s.n, o->ensure_ascii);
+    case JV_STR:
+        return json_str(s, b, v.u.s.p, v.u.s.n, o->ensure_ascii);
     case JV_LIST:
     case JV_TUPLE:
         if (v.sub)
-            return jfail(s, "Object of type %s is not JSON serializable", v.sub == SUB_GEN ? "generator" : "dict_view");
+            return jfail(s, "Object of type %s is not JSON serializable",
+                         v.sub == SUB_GEN ? "generator" : "dict_view");
         if (!v.u.l->n)
             return puts_(s, b, "[]");
         if (puts_(s, b, "["))
@@ -766,7 +920,8 @@ int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct jso
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i && put(s, b, o->item_sep, o->item_sep_n))
                 return -1;
-            if ((o->indent && json_newline(s, b, o, level + 1)) || jv_json_to(s, b, v.u.l->v[i], o, level + 1))
+            if ((o->indent && json_newline(s, b, o, level + 1)) ||
+                jv_json_to(s, b, v.u.l->v[i], o, level + 1))
                 return -1;
         }
         if (o->indent && json_newline(s, b, o, level))
@@ -791,8 +946,9 @@ int jv_json_to(struct jstate *s, struct ax_buf *b, struct jv v, const struct jso
         for (size_t i = 0; i < d->n; i++) {
             if (i && put(s, b, o->item_sep, o->item_sep_n))
                 return -1;
-            if ((o->indent && json_newline(s, b, o, level + 1)) || json_key(s, b, d->key[idx[i]], o) ||
-                put(s, b, o->key_sep, o->key_sep_n) || jv_json_to(s, b, d->val[idx[i]], o, level + 1))
+            if ((o->indent && json_newline(s, b, o, level + 1)) ||
+                json_key(s, b, d->key[idx[i]], o) || put(s, b, o->key_sep, o->key_sep_n) ||
+                jv_json_to(s, b, d->val[idx[i]], o, level + 1))
                 return -1;
         }
         if (o->indent && json_newline(s, b, o, level))

@@ -9,6 +9,7 @@
  * tokens; for those the answer is memoised per token in t->reach (one
  * atomic byte per id: bounded, lock-free, the same for every thread).
  * Other short pieces go through a small self-checking cache (below). */
+#include <assert.h>
 #include <string.h>
 
 #include "tok/tok_int.h"
@@ -381,6 +382,7 @@ static int utf8_valid(const uint8_t *s, size_t n, size_t *bad)
 enum ax_err tok_encode_cap(const struct tok *t, const char *text, size_t len, int32_t *out,
                            size_t cap, size_t *n_out, char *err)
 {
+    assert(t && t->magic == TOK_MAGIC);
     *n_out = 0;
     const uint8_t *s = (const uint8_t *)text;
     size_t bad = 0;

@@ -6,6 +6,7 @@
  * U+FFFD, and decoding resumes at the byte that broke it. The stream keeps
  * only an incomplete trailing sequence (at most 3 bytes), so its output is
  * the same bytes as tok_decode of all the ids pushed. */
+#include <assert.h>
 #include <string.h>
 
 #include "tok/tok_int.h"
@@ -91,6 +92,7 @@ enum ax_err tok_decode(const struct tok *t, const int32_t *ids, size_t n, int sk
 
 void tok_stream_init(struct tok_stream *s, const struct tok *t, int skip_special)
 {
+    assert(t && t->magic == TOK_MAGIC);
     s->t = t;
     s->skip_special = skip_special;
     s->n_pending = 0;

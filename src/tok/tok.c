@@ -898,7 +898,8 @@ static enum ax_err place_added(struct load *L)
         t->flags[a->id] |= TF_PRESENT | TF_ADDED | (a->special ? TF_SPECIAL : 0);
         t->added_first[(uint8_t)L->blob.data[a->off]] = 1;
     }
-    qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
+    if (t->n_added > 1) /* qsort(NULL, 0) is undefined */
+        qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
     return AX_OK;
 }
 

@@ -1,12 +1,15 @@
 /* fuzz_api_request.c - request bytes -> UTF-8 check -> JSON -> validation
  * -> gen_request, for both endpoints. Any input must give AX_OK or a 400
- * with a message, never a crash or leak. The first byte picks the endpoint. */
+ * with a message, never a crash or leak. The first byte picks the endpoint.
+ * The same bytes also go through the stream writer's JSON string escaper,
+ * which must produce what jansson reads back as the lossy string. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "util/buf.h"
 #include "util/mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,5 +43,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(j);
     }
     api_request_free(&r);
+
+    struct ax_buf b;
+    ax_buf_init(&b, size * 6 + 16); /* \u00XX: 6 bytes per control byte */
+    if (api_buf_json_string(&b, (const char *)data, size) != AX_OK)
+        __builtin_trap();
+    json_t *back = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    json_t *want = api_lossy_string((const char *)data, size);
+    if (!back || !want || !json_equal(back, want))
+        __builtin_trap();
+    json_decref(back);
+    json_decref(want);
+    ax_buf_free(&b);
     return 0;
 }

@@ -8,15 +8,19 @@
 
 #include "jinja/jinja.h"
 
-static const char *context =
-    "{\"messages\": [{\"role\": \"system\", \"content\": \"sys\"},"
-    " {\"role\": \"user\", \"content\": \"hi {{ x }} <think>\"},"
-    " {\"role\": \"assistant\", \"content\": \"<think>\\nr\\n</think>\\n\\nok\", \"reasoning_content\": null,"
-    "  \"tool_calls\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": {\"a\": [1, 2.5]}}},"
-    "                   {\"type\": \"function\", \"function\": {\"name\": \"g\", \"arguments\": \"{}\"}}]},"
-    " {\"role\": \"tool\", \"content\": \"result\"}],"
-    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": \"object\"}}}],"
-    " \"add_generation_prompt\": true, \"enable_thinking\": false, \"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}";
+static const char *context = "{\"messages\": [{\"role\": \"system\", \"content\": \"sys\"},"
+                             " {\"role\": \"user\", \"content\": \"hi {{ x }} <think>\"},"
+                             " {\"role\": \"assistant\", \"content\": "
+                             "\"<think>\\nr\\n</think>\\n\\nok\", \"reasoning_content\": null,"
+                             "  \"tool_calls\": [{\"type\": \"function\", \"function\": {\"name\": "
+                             "\"f\", \"arguments\": {\"a\": [1, 2.5]}}},"
+                             "                   {\"type\": \"function\", \"function\": {\"name\": "
+                             "\"g\", \"arguments\": \"{}\"}}]},"
+                             " {\"role\": \"tool\", \"content\": \"result\"}],"
+                             " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": "
+                             "\"f\", \"parameters\": {\"type\": \"object\"}}}],"
+                             " \"add_generation_prompt\": true, \"enable_thinking\": false, "
+                             "\"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

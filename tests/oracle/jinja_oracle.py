@@ -9,6 +9,7 @@ src/chat/template.h, written here independently.
   jinja_oracle.py model CONFIG REQS OURS         compares OURS (axserve template --batch output)
   jinja_oracle.py jinja TEMPLATE VARS OURS       same for a bare template and variable sets
   jinja_oracle.py cases CASES OURS               same for [{"template": T, "vars": {...}}, ...]
+  jinja_oracle.py templates T.jinja...           cases from template files and their T.json variable sets
 
 Exit status 1 on any difference. Errors compare by presence only."""
 import copy
@@ -17,9 +18,24 @@ import sys
 from datetime import datetime
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import TemplateError
-from jinja2.ext import loopcontrols
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+class GenerationTag(Extension):
+    """transformers' {% generation %} block, outside assistant-mask mode: the body as is."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    def _body(self, caller):
+        return caller()
 
 
 def make_env():
@@ -32,7 +48,7 @@ def make_env():
     def strftime_now(format):
         return datetime.now().strftime(format)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
@@ -137,6 +153,12 @@ def render_request(special, templates, get, req):
     return tmpl.render(messages=msgs, tools=tools, documents=None, add_generation_prompt=agp, **kwargs)
 
 
+def case_label(label, inp, i):
+    if isinstance(inp, dict) and "name" in inp:
+        return "%s (%s)" % (label, inp["name"])
+    return "%s[%d]" % (label, i)
+
+
 def compare(label, inputs, ours, render):
     if len(inputs) != len(ours):
         print(f"{label}: {len(inputs)} inputs but {len(ours)} results")
@@ -152,7 +174,7 @@ def compare(label, inputs, ours, render):
         if want_err is not None or got_err is not None:
             if (want_err is None) != (got_err is None):
                 bad += 1
-                print(f"FAIL {label}[{i}]: jinja2 {'error ' + want_err if want_err else 'rendered'}; "
+                print(f"FAIL {case_label(label, inp, i)}: jinja2 {'error ' + want_err if want_err else 'rendered'}; "
                       f"axserve {'error ' + got_err if got_err else 'rendered'}")
                 if want is not None:
                     print("  jinja2:  " + repr(want)[:600])
@@ -162,7 +184,7 @@ def compare(label, inputs, ours, render):
         if want != got:
             bad += 1
             k = next((j for j in range(min(len(want), len(got))) if want[j] != got[j]), min(len(want), len(got)))
-            print(f"FAIL {label}[{i}]: first difference at char {k}")
+            print(f"FAIL {case_label(label, inp, i)}: first difference at char {k}")
             print("  jinja2:  " + repr(want[max(0, k - 80):k + 120]))
             print("  axserve: " + repr(got[max(0, k - 80):k + 120]))
     print(f"{label}: {len(inputs) - bad}/{len(inputs)} identical to Jinja2 {jinja2.__version__}")
@@ -181,6 +203,16 @@ def main(argv):
             v = load(p)
             items.extend(v if isinstance(v, list) else [v])
         json.dump(items, sys.stdout, ensure_ascii=True)
+        return 0
+    if len(argv) >= 2 and argv[1] == "templates":
+        cases = []
+        for p in argv[2:]:
+            with open(p, encoding="utf-8", newline="") as f:
+                src = f.read()
+            sets = load(p[:-len(".jinja")] + ".json")
+            for k, v in enumerate(sets):
+                cases.append({"name": "%s[%d]" % (p, k), "template": src, "vars": v})
+        json.dump(cases, sys.stdout, ensure_ascii=True)
         return 0
     if len(argv) == 5 and argv[1] == "model":
         env = make_env()

@@ -116,8 +116,9 @@ async function main() {
         out(res);
     } else if (mode === 'decode') {
         const skip = opt === '--skip-special';
-        const res = [];
-        for (const ids of readStdin()) res.push(await t.decode(ids, skip));
+        const all = readStdin();
+        let res = [];
+        for (let i = 0; i < all.length; i += 256) res = res.concat(await t.decodeBatch(all.slice(i, i + 256), skip));
         out(res);
     } else if (mode === 'randids') {
         out(randIds(t, Number(opt) || 1000));

@@ -59,6 +59,16 @@ check small-chunks "$P40" 6 --chunk 5
 AXSERVE_AXCL_KV_DIRECT=0 check kv-copy "$P40" 8
 AXSERVE_AXCL_ASYNC=0 check sync-exec "$P40" 8
 AXSERVE_AXCL_PINNED=0 check pageable "$P40" 4
+AXSERVE_AXCL_PACKED=0 check unpacked "$P40" 8
+# A stricter runtime that refuses interior pointers: the backend must fall
+# back by itself (copy mode, separate input buffers) and stay correct.
+AXCL_EMU_NO_INTERIOR=1 check no-interior "$P40" 8
+if grep -q "kv-direct off, async off" "$W/no-interior.err" &&
+    grep -q "packed inputs refused" "$W/no-interior.err"; then
+    echo "ok   no-interior: fell back to copies and separate buffers"
+else
+    echo "FAIL no-interior: no fallback"; cat "$W/no-interior.err"; fail=1
+fi
 # Two emulated cards, layers split 2+2, hidden state through the host.
 AXCL_EMU_DEVICES=1,2 check two-cards "$P40" 20 --devices 1,2
 AXCL_EMU_DEVICES=3,5,7 check three-cards "$P40" 6
@@ -134,16 +144,31 @@ gen() { # OUT BACKEND MODEL IDS N [env...]
         --temperature 0 --ignore-eos >"$W/$out" 2>"$W/$out.err"
 }
 if $B/axserve generate --help 2>&1 | grep -q -- "--backend"; then
-    for case in "gen40 $P40 45 1" "gen70 $P70 12 1" "gen40x2 $P40 20 1,2"; do
+    # Cards chosen with AXSERVE_AXCL_DEVICES (generate has no --devices).
+    for case in "gen40 $P40 45 1" "gen70 $P70 12 1" "gen40x2 $P40 20 1,3"; do
         set -- $case
         if gen "$1.cpu" cpu "$W/hf" "$2" "$3" &&
-            AXCL_EMU_DEVICES=$4 gen "$1.axcl" axcl "$M" "$2" "$3" &&
+            AXCL_EMU_DEVICES=1,2,3 AXSERVE_AXCL_DEVICES=$4 gen "$1.axcl" axcl "$M" "$2" "$3" &&
+            grep -q "$(echo "$4" | tr -cd , | wc -c | awk '{print $1+1}') card(s)" "$W/$1.axcl.err" &&
             $PY tests/axcl/compare_gen.py "$W/$1.cpu" "$W/$1.axcl" 0.1 >"$W/$1.cmp"; then
             echo "ok   generate-$1 (cards $4): $(cat "$W/$1.cmp")"
         else
             echo "FAIL generate-$1 (cards $4)"; cat "$W/$1.cmp" "$W/$1.cpu.err" "$W/$1.axcl.err" 2>/dev/null; fail=1
         fi
     done
+    # A make-test-model checkpoint: f32 weights (converted to bf16 by
+    # emu-compile), the real 151936-row vocabulary; a prompt whose top-2
+    # margins stay above 0.2 so bf16 rounding cannot flip the argmax.
+    $B/axserve make-test-model "$W/mtm" --tokenizer-from build/tokenizer-qwen3 --dtype f32 \
+        --layers 3 --seed 42 >/dev/null 2>&1
+    $B/axserve emu-compile "$W/mtm" "$W/mtm-emu" --prefill 16 --history 1,32,64 --kv 127 2>/dev/null
+    PM=$(seq -s, 120000 120039)
+    if gen mtm.cpu cpu "$W/mtm" "$PM" 10 && gen mtm.axcl axcl "$W/mtm-emu" "$PM" 10 &&
+        $PY tests/axcl/compare_gen.py "$W/mtm.cpu" "$W/mtm.axcl" 0.1 >"$W/mtm.cmp"; then
+        echo "ok   generate-make-test-model: $(cat "$W/mtm.cmp")"
+    else
+        echo "FAIL generate-make-test-model"; cat "$W/mtm.cmp" "$W/mtm.axcl.err" 2>/dev/null; fail=1
+    fi
 else
     echo "skip generate: axserve generate --backend not built yet"
 fi

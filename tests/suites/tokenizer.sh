@@ -150,7 +150,7 @@ expect_fail "non-string batch" "not a string" sh -c "$AX tokenize --batch -m $Q3
 expect_fail "bad JSON ids" "not valid JSON" sh -c "$AX detokenize -m $Q3 <$W/bad.json"
 expect_fail "id out of range" "not a token id" sh -c "$AX detokenize -m $Q3 <$W/range.json"
 expect_fail "negative id" "not a token id" sh -c "$AX detokenize -m $Q3 <$W/neg.json"
-for m in gemma3 llama3 deepseek_v3; do
+for m in gemma3 llama3 llama3_1 deepseek_v3; do
     expect_fail "unsupported $m" "unsupported tokenizer" \
         $AX tokenize -m tests/oracle/node_modules/@lenml/tokenizer-$m/models/tokenizer.json
 done

@@ -77,7 +77,7 @@ static void chat_all_fields(void **state)
     assert_string_equal(r.model, "x");
     assert_int_equal(r.stream, 1);
     assert_int_equal(r.include_usage, 1);
-    assert_int_equal(r.gen.max_tokens, 7); /* max_completion_tokens wins */
+    assert_int_equal(r.gen.max_tokens, 7);            /* max_completion_tokens wins */
     assert_float_equal(r.gen.sp.temperature, 0.0, 0); /* 0 stays 0: greedy */
     assert_float_equal(r.gen.sp.top_p, 0.5, 1e-6);
     assert_int_equal(r.gen.sp.top_k, 3);
@@ -160,8 +160,9 @@ static void tools_and_choice(void **state)
 {
     (void)state;
     struct api_request r;
-#define TOOLS "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"parameters\":{}}}," \
-              "{\"type\":\"function\",\"function\":{\"name\":\"b\"}}]"
+#define TOOLS                                                                                      \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"parameters\":{}}},"          \
+    "{\"type\":\"function\",\"function\":{\"name\":\"b\"}}]"
     assert_int_equal(parse(API_CHAT, "{" CHAT_MSG "," TOOLS "}", &r), AX_OK);
     assert_int_equal(r.parse_tools, 1);
     assert_int_equal(json_array_size(json_object_get(r.chat, "tools")), 2);
@@ -179,10 +180,9 @@ static void tools_and_choice(void **state)
     assert_int_equal(r.tools, API_TOOLS_NAMED);
     json_t *t = json_object_get(r.chat, "tools");
     assert_int_equal(json_array_size(t), 1);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(json_array_get(t, 0), "function"),
-                                          "name")),
-        "b");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(t, 0), "function"), "name")),
+                        "b");
     api_request_free(&r);
     expect_bad(API_CHAT,
                "{" CHAT_MSG "," TOOLS ",\"tool_choice\":{\"type\":\"function\","
@@ -274,8 +274,7 @@ static void message_errors(void **state)
                "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\","
                "\"content\":[{\"type\":\"image_url\",\"image_url\":{}}]}]}",
                "messages[1].content[0]");
-    expect_bad(API_CHAT,
-               "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\"}]}]}",
+    expect_bad(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\"}]}]}",
                "messages[0].content[0]");
     expect_bad(API_CHAT,
                "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{}}]}]}",
@@ -306,7 +305,18 @@ static void field_errors(void **state)
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":5}", "stop");
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":\"\"}", "stop");
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":[\"a\",1]}", "stop");
-    expect_bad(API_CHAT, "{" CHAT_MSG ",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}",
+    {
+        char body[2048];
+        char longstop[ENG_MAX_STOP_LEN + 2];
+        memset(longstop, 'x', sizeof longstop - 1);
+        longstop[sizeof longstop - 1] = '\0';
+        snprintf(body, sizeof body, "{" CHAT_MSG ",\"stop\":[\"%s\"]}", longstop);
+        expect_bad(API_CHAT, body, "stop");
+        snprintf(body, sizeof body, "{" CHAT_MSG ",\"stop\":\"%s\"}", longstop);
+        expect_bad(API_CHAT, body, "stop");
+    }
+    expect_bad(API_CHAT,
+               "{" CHAT_MSG ",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}",
                "stop");
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"logprobs\":1}", "logprobs");
     expect_bad(API_CHAT, "{" CHAT_MSG ",\"logprobs\":true,\"top_logprobs\":21}", "top_logprobs");
@@ -330,9 +340,9 @@ static void field_errors(void **state)
                            &r),
                      AX_OK);
     api_request_free(&r);
-    assert_int_equal(parse(API_CHAT, "{" CHAT_MSG ",\"response_format\":{\"type\":\"json_object\"}}",
-                           &r),
-                     AX_OK);
+    assert_int_equal(
+        parse(API_CHAT, "{" CHAT_MSG ",\"response_format\":{\"type\":\"json_object\"}}", &r),
+        AX_OK);
     assert_int_equal(r.json_output, 1);
     api_request_free(&r);
 }
@@ -372,9 +382,15 @@ static void chat_completion_shape(void **state)
     (void)state;
     json_t *calls = json_pack("[{s:s, s:s, s:{s:s, s:s}}]", "id", "call_1", "type", "function",
                               "function", "name", "f", "arguments", "{\"a\":1}");
-    struct api_result r = {.id = "chatcmpl-x", .created = 7, .model = "m", .content = "",
-                           .content_len = 0, .reasoning = "why", .reasoning_len = 3,
-                           .tool_calls = calls, .finish = "tool_calls",
+    struct api_result r = {.id = "chatcmpl-x",
+                           .created = 7,
+                           .model = "m",
+                           .content = "",
+                           .content_len = 0,
+                           .reasoning = "why",
+                           .reasoning_len = 3,
+                           .tool_calls = calls,
+                           .finish = "tool_calls",
                            .usage = {.prompt = 5, .completion = 3, .cached = 2, .reasoning = 1}};
     json_t *j = roundtrip(api_chat_completion(&r));
     assert_string_equal(json_string_value(json_object_get(j, "object")), "chat.completion");
@@ -389,18 +405,16 @@ static void chat_completion_shape(void **state)
     assert_string_equal(json_string_value(json_object_get(c, "finish_reason")), "tool_calls");
     json_t *u = json_object_get(j, "usage");
     assert_int_equal(json_integer_value(json_object_get(u, "total_tokens")), 8);
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"),
-                                           "cached_tokens")),
-        2);
-    assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(u, "completion_tokens_details"),
-                                           "reasoning_tokens")),
-        1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"),
+                                                        "cached_tokens")),
+                     2);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(u, "completion_tokens_details"), "reasoning_tokens")),
+                     1);
     json_decref(j);
     /* No reasoning: the field is absent, content is a string. */
-    struct api_result r2 = {.id = "chatcmpl-y", .model = "m", .content = "hi", .content_len = 2,
-                            .finish = "stop"};
+    struct api_result r2 = {
+        .id = "chatcmpl-y", .model = "m", .content = "hi", .content_len = 2, .finish = "stop"};
     j = roundtrip(api_chat_completion(&r2));
     m = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
     assert_string_equal(json_string_value(json_object_get(m, "content")), "hi");
@@ -413,8 +427,8 @@ static void chat_completion_shape(void **state)
 static void chunk_shapes(void **state)
 {
     (void)state;
-    json_t *j = roundtrip(api_chat_chunk("id1", 3, "m", json_pack("{s:s}", "role", "assistant"),
-                                         NULL, NULL));
+    json_t *j = roundtrip(
+        api_chat_chunk("id1", 3, "m", json_pack("{s:s}", "role", "assistant"), NULL, NULL));
     assert_string_equal(json_string_value(json_object_get(j, "object")), "chat.completion.chunk");
     json_t *c = json_array_get(json_object_get(j, "choices"), 0);
     assert_true(json_is_null(json_object_get(c, "finish_reason")));
@@ -424,15 +438,50 @@ static void chunk_shapes(void **state)
     struct api_usage u = {.prompt = 1, .completion = 2};
     j = roundtrip(api_usage_chunk("id1", 3, "m", 1, &u));
     assert_int_equal(json_array_size(json_object_get(j, "choices")), 0);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"),
-                                                        "total_tokens")),
-                     3);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "usage"), "total_tokens")), 3);
     json_decref(j);
     j = roundtrip(api_text_chunk("c", 1, "m", "ab", 2, "length", NULL));
     c = json_array_get(json_object_get(j, "choices"), 0);
     assert_string_equal(json_string_value(json_object_get(c, "text")), "ab");
     assert_string_equal(json_string_value(json_object_get(c, "finish_reason")), "length");
     json_decref(j);
+}
+
+/* The allocation-free stream writer gives the same JSON as the jansson
+ * builders, for awkward text: quotes, controls, broken UTF-8, emoji. */
+static void sse_fast_path_matches(void **state)
+{
+    (void)state;
+    static const char text[] = "a\"b\\c\n\t\x01\x7f\xc3\xa9\xf0\x9f\x98\x80\xe2\x82 end";
+    size_t n = sizeof text - 1;
+    for (int chat = 0; chat < 2; chat++) {
+        struct ax_buf b;
+        ax_buf_init(&b, 1 << 16);
+        assert_int_equal(api_sse_text(&b, "id1", 5, "m\"x", chat ? "content" : NULL, text, n),
+                         AX_OK);
+        assert_int_equal(strncmp(b.data, "data: ", 6), 0);
+        assert_int_equal(strcmp(b.data + b.len - 2, "\n\n"), 0);
+        json_error_t je;
+        json_t *got = json_loadb(b.data + 6, b.len - 8, 0, &je);
+        if (!got)
+            fail_msg("not JSON: %s: %s", je.text, b.data);
+        json_t *want =
+            chat ? api_chat_chunk("id1", 5, "m\"x",
+                                  json_pack("{s:o}", "content", api_lossy_string(text, n)), NULL,
+                                  NULL)
+                 : api_text_chunk("id1", 5, "m\"x", text, n, NULL, NULL);
+        assert_true(json_equal(got, want));
+        json_decref(got);
+        json_decref(want);
+        ax_buf_free(&b);
+    }
+    /* A full buffer leaves nothing half-written. */
+    struct ax_buf small;
+    ax_buf_init(&small, 40);
+    assert_int_equal(api_sse_text(&small, "id1", 5, "m", "content", text, n), AX_ETOOBIG);
+    assert_int_equal(small.len, 0);
+    ax_buf_free(&small);
 }
 
 static void error_shape(void **state)
@@ -480,13 +529,21 @@ int main(void)
     /* jansson allocates through util/mem.h too, so OOM injection reaches it. */
     json_set_alloc_funcs(ax_malloc, ax_free);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(chat_minimal),          cmocka_unit_test(chat_all_fields),
-        cmocka_unit_test(thinking_switches),     cmocka_unit_test(generation_config_defaults),
-        cmocka_unit_test(content_parts_and_roles), cmocka_unit_test(tools_and_choice),
-        cmocka_unit_test(completions_prompts),   cmocka_unit_test(body_errors),
-        cmocka_unit_test(message_errors),        cmocka_unit_test(field_errors),
-        cmocka_unit_test(parse_survives_oom),    cmocka_unit_test(chat_completion_shape),
-        cmocka_unit_test(chunk_shapes),          cmocka_unit_test(error_shape),
+        cmocka_unit_test(chat_minimal),
+        cmocka_unit_test(chat_all_fields),
+        cmocka_unit_test(thinking_switches),
+        cmocka_unit_test(generation_config_defaults),
+        cmocka_unit_test(content_parts_and_roles),
+        cmocka_unit_test(tools_and_choice),
+        cmocka_unit_test(completions_prompts),
+        cmocka_unit_test(body_errors),
+        cmocka_unit_test(message_errors),
+        cmocka_unit_test(field_errors),
+        cmocka_unit_test(parse_survives_oom),
+        cmocka_unit_test(chat_completion_shape),
+        cmocka_unit_test(chunk_shapes),
+        cmocka_unit_test(sse_fast_path_matches),
+        cmocka_unit_test(error_shape),
         cmocka_unit_test(utf8_and_lossy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,10 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../tools/axcl-emu/axemu_format.h"
+#include "backend/axcl/axcl.h"
 #include "backend/axcl/axcl_rt.h"
+#include "model/model.h"
+#include "util/mem.h"
 
 static char emu_path[4096];
 
@@ -175,6 +180,198 @@ static void missing_symbol_is_named(void **state)
     assert_int_equal(axcl_rt_open(&rt, err), AX_ENOTFOUND);
 }
 
+/* ---- the backend on a tiny emulator model written here -------------- */
+
+static char tmp_model_dir[256];
+
+static uint32_t lcg = 12345;
+static uint16_t rnd_bf16(float scale)
+{
+    lcg = lcg * 1664525u + 1013904223u;
+    float f = ((float)(lcg >> 8) / (float)(1u << 24) - 0.5f) * 2 * scale;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)(u >> 16);
+}
+
+static void write_file(const char *path, const struct axemu_header *h, size_t n_w)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    if (h)
+        assert_int_equal(fwrite(h, sizeof *h, 1, f), 1);
+    for (size_t i = 0; i < n_w; i++) {
+        uint16_t w = rnd_bf16(0.5f);
+        fwrite(&w, 2, 1, f);
+    }
+    fclose(f);
+}
+
+/* 3 layers, hidden 32, 2 heads of 16 (1 kv head), vocab 50, N 31, P 8,
+ * prefill histories 1 and 16. */
+static void make_model(void)
+{
+    snprintf(tmp_model_dir, sizeof tmp_model_dir, "/tmp/axcl-unit-XXXXXX");
+    assert_non_null(mkdtemp(tmp_model_dir));
+    char p[512];
+    struct axemu_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, AXEMU_MAGIC, 8);
+    h.kind = AXEMU_KIND_LAYER;
+    h.hidden = 32;
+    h.intermediate = 64;
+    h.n_heads = 2;
+    h.n_kv_heads = 1;
+    h.head_dim = 16;
+    h.kv_cache_num = 31;
+    h.prefill = 8;
+    h.n_groups = 3;
+    h.history[1] = 1;
+    h.history[2] = 16;
+    h.rope_theta = 1e6;
+    h.rms_eps = 1e-6;
+    h.weights_offset = AXEMU_HEADER_SIZE;
+    h.weights_size = axemu_weight_count(&h) * 2;
+    for (int l = 0; l < 3; l++) {
+        snprintf(p, sizeof p, "%s/t_p8_l%d_together.axmodel", tmp_model_dir, l);
+        write_file(p, &h, (size_t)axemu_weight_count(&h));
+    }
+    struct axemu_header post = h;
+    post.kind = AXEMU_KIND_POST;
+    post.vocab = 50;
+    post.n_groups = 1;
+    post.intermediate = 0;
+    post.weights_size = axemu_weight_count(&post) * 2;
+    snprintf(p, sizeof p, "%s/t_post.axmodel", tmp_model_dir);
+    write_file(p, &post, (size_t)axemu_weight_count(&post));
+    snprintf(p, sizeof p, "%s/embed.bin", tmp_model_dir);
+    write_file(p, NULL, 50 * 32);
+    snprintf(p, sizeof p, "%s/config.json", tmp_model_dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"template_filename_axmodel\": \"t_p8_l%%d_together.axmodel\", "
+               "\"axmodel_num\": 3, \"filename_post_axmodel\": \"t_post.axmodel\", "
+               "\"filename_tokens_embed\": \"embed.bin\", \"tokens_embed_num\": 50, "
+               "\"tokens_embed_size\": 32}\n");
+    fclose(f);
+}
+
+static void remove_model(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_model_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp_model_dir);
+}
+
+static enum ax_err open_backend(int n_slots, struct model **m, struct backend **b)
+{
+    char err[AX_ERRLEN] = "";
+    struct backend_opts o = {.name = "axcl", .n_slots = n_slots};
+    *b = NULL;
+    enum ax_err e = model_open(tmp_model_dir, m, err);
+    if (e == AX_OK)
+        e = backend_open(&o, *m, b, err);
+    return e;
+}
+
+static enum ax_err run(struct backend *b, int slot, const int32_t *t, int n, int pos, float *lg)
+{
+    char err[AX_ERRLEN];
+    struct backend_seq s = {slot, t, n, pos, lg};
+    return b->ops->forward(b->ctx, &s, 1, err);
+}
+
+/* Two conversations interleaved in slots 0 and 1 give exactly the logits
+ * each gives alone; continuing at a smaller position (rollback) gives the
+ * logits of a fresh run of that prefix. */
+static void slots_and_rollback(void **state)
+{
+    (void)state;
+    setenv("AXSERVE_AXCL_LIB", emu_path, 1);
+    struct model *m = NULL;
+    struct backend *b = NULL;
+    assert_int_equal(open_backend(2, &m, &b), AX_OK);
+    assert_int_equal(b->lim.n_slots, 2);
+    assert_int_equal(b->lim.n_ctx, 31);
+    assert_int_equal(b->lim.prefill_chunk, 8);
+    assert_int_equal(b->lim.n_vocab, 50);
+    int32_t A[20], B[20];
+    for (int i = 0; i < 20; i++) {
+        A[i] = (i * 7 + 1) % 50;
+        B[i] = (i * 11 + 3) % 50;
+    }
+    float alone[50], mixed[50], fresh[50], tmp[50];
+    assert_int_equal(run(b, 0, A, 12, 0, tmp), AX_OK);
+    assert_int_equal(run(b, 0, A + 12, 1, 12, alone), AX_OK);
+    /* B in slot 1 between A's steps; A's second pass must not change. */
+    assert_int_equal(run(b, 0, A, 12, 0, tmp), AX_OK);
+    assert_int_equal(run(b, 1, B, 15, 0, tmp), AX_OK);
+    assert_int_equal(run(b, 1, B + 15, 1, 15, tmp), AX_OK);
+    assert_int_equal(run(b, 0, A + 12, 1, 12, mixed), AX_OK);
+    assert_memory_equal(alone, mixed, sizeof alone);
+    /* Rollback: slot 0 holds A[0..13); continue at 5 with B's tokens. */
+    assert_int_equal(run(b, 0, B, 3, 5, mixed), AX_OK);
+    int32_t pre[8];
+    memcpy(pre, A, 5 * sizeof *A);
+    memcpy(pre + 5, B, 3 * sizeof *B);
+    assert_int_equal(run(b, 1, pre, 8, 0, fresh), AX_OK);
+    assert_memory_equal(fresh, mixed, sizeof fresh);
+    /* Out of range: position past the context, bad slot, bad token. */
+    assert_int_equal(run(b, 0, A, 2, 30, tmp), AX_ECONTEXT);
+    assert_int_equal(run(b, 2, A, 1, 0, tmp), AX_EINVAL);
+    int32_t bad = 50;
+    assert_int_equal(run(b, 0, &bad, 1, 0, tmp), AX_ERANGE);
+    assert_int_equal(b->ops->healthy(b->ctx), 1);
+    backend_free(b);
+    model_free(m);
+}
+
+/* Failing the Nth allocation anywhere in model_open + backend_open + a
+ * forward gives AX_OK or a clean AX_ENOMEM, never a crash or a leak
+ * (the ASan build checks leaks at exit). */
+static void allocation_failures(void **state)
+{
+    (void)state;
+    setenv("AXSERVE_AXCL_LIB", emu_path, 1);
+    int32_t t[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    float lg[50];
+    for (long n = 0; n < 400; n++) {
+        struct model *m = NULL;
+        struct backend *b = NULL;
+        long before = ax_mem_count();
+        ax_mem_fail_after(n);
+        enum ax_err e = open_backend(1, &m, &b);
+        if (e == AX_OK)
+            e = run(b, 0, t, 10, 0, lg);
+        ax_mem_fail_after(-1);
+        long used = ax_mem_count() - before;
+        assert_true(e == AX_OK || e == AX_ENOMEM);
+        backend_free(b);
+        model_free(m);
+        if (e == AX_OK && used <= n) {
+            print_message("allocation failures: %ld allocations, each failed once\n", n);
+            assert_true(n > 5);
+            break; /* every allocation of the path has been failed once */
+        }
+        assert_true(n < 399); /* the path must finish within the budget */
+    }
+}
+
+static int setup_model(void **state)
+{
+    (void)state;
+    make_model();
+    return 0;
+}
+
+static int teardown_model(void **state)
+{
+    (void)state;
+    remove_model();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -202,6 +399,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(no_driver),
         cmocka_unit_test(device_list_and_bus_ids),
         cmocka_unit_test(missing_symbol_is_named),
+        cmocka_unit_test_setup_teardown(slots_and_rollback, setup_model, teardown_model),
+        cmocka_unit_test_setup_teardown(allocation_failures, setup_model, teardown_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

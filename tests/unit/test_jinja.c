@@ -23,8 +23,8 @@
 #include "util/mem.h"
 
 /* Renders src with vars (JSON text or NULL); returns the code, output in out. */
-static enum ax_err render(const char *src, const char *vars, const struct jinja_limits *lim, size_t max_out,
-                          struct ax_buf *out, char *err)
+static enum ax_err render(const char *src, const char *vars, const struct jinja_limits *lim,
+                          size_t max_out, struct ax_buf *out, char *err)
 {
     struct jinja_tmpl *t;
     ax_buf_init(out, max_out);
@@ -71,9 +71,11 @@ static void lexer_tokens(void **state)
     ja_init(&a, 1 << 20);
     const char *src = "a {{ x.y|f(1, 'q\\n') }}\n  {%- if n >= 2.5 %}b{% endif %}";
     assert_int_equal(jlex(&a, src, strlen(src), &toks, err), 0);
-    enum jt_kind want[] = {T_TEXT, T_VAR_BEGIN, T_NAME, T_DOT, T_NAME, T_PIPE, T_NAME, T_LPAREN, T_INT, T_COMMA,
-                           T_STRING, T_RPAREN, T_VAR_END, T_BLOCK_BEGIN, T_NAME, T_NAME, T_GTEQ, T_FLOAT,
-                           T_BLOCK_END, T_TEXT, T_BLOCK_BEGIN, T_NAME, T_BLOCK_END, T_EOF};
+    enum jt_kind want[] = {T_TEXT,        T_VAR_BEGIN, T_NAME,      T_DOT,         T_NAME,
+                           T_PIPE,        T_NAME,      T_LPAREN,    T_INT,         T_COMMA,
+                           T_STRING,      T_RPAREN,    T_VAR_END,   T_BLOCK_BEGIN, T_NAME,
+                           T_NAME,        T_GTEQ,      T_FLOAT,     T_BLOCK_END,   T_TEXT,
+                           T_BLOCK_BEGIN, T_NAME,      T_BLOCK_END, T_EOF};
     assert_int_equal(toks.n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < toks.n; i++)
         assert_int_equal(toks.v[i].k, want[i]);
@@ -125,9 +127,11 @@ static void python_semantics(void **state)
 {
     (void)state;
     /* Python: repr(0.1+0.2), 1e16, 1e-05, 7//2, -7//2, -7%3, 2**-1, str([...]) */
-    expect_render("{{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e-5 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 2 ** -1 }}", NULL,
-                  "0.30000000000000004 1e+16 1e-05 3 -4 2 0.5");
-    expect_render("{{ ['a', 1, none, true, {'k': 2.0}] }} {{ (1,) }}", NULL, "['a', 1, None, True, {'k': 2.0}] (1,)");
+    expect_render("{{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e-5 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} "
+                  "{{ 2 ** -1 }}",
+                  NULL, "0.30000000000000004 1e+16 1e-05 3 -4 2 0.5");
+    expect_render("{{ ['a', 1, none, true, {'k': 2.0}] }} {{ (1,) }}", NULL,
+                  "['a', 1, None, True, {'k': 2.0}] (1,)");
     expect_render("{{ x }}{{ x is defined }}{{ d.k }}", "{\"d\": {}}", "False");
     expect_render("{{ v|tojson }}", "{\"v\": {\"b\": [1, 2.5, \"\\u00e9\"], \"a\": null}}",
                   "{\"b\": [1, 2.5, \"\xc3\xa9\"], \"a\": null}");
@@ -151,20 +155,39 @@ static void iteration_bound(void **state)
     lim.max_iterations = 5000;
     struct ax_buf out;
     char err[AX_ERRLEN];
-    enum ax_err e = render("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", NULL, &lim,
-                           1 << 20, &out, err);
+    enum ax_err e =
+        render("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", NULL,
+               &lim, 1 << 20, &out, err);
     ax_buf_free(&out);
     assert_int_equal(e, AX_ETOOBIG);
     assert_non_null(strstr(err, "iterations"));
     /* the default bound stops a loop nest of 10^10 quickly */
-    expect_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", NULL, AX_ETOOBIG,
-                 "iterations");
+    expect_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                 NULL, AX_ETOOBIG, "iterations");
 }
 
 static void recursion_bound(void **state)
 {
     (void)state;
-    expect_error("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL, AX_ETEMPLATE, "deeper");
+    /* values nested 100000 deep: comparing and printing them must not
+     * exhaust the stack */
+    expect_error("{% set ns = namespace(a=[], b=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}"
+                 "{% set ns.b = [ns.b] %}{% endfor %}{{ ns.a < ns.b }}",
+                 NULL, AX_ETEMPLATE, "recursion");
+    expect_error("{% set ns = namespace(a=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}{% endfor %}"
+                 "{{ ns.a }}",
+                 NULL, AX_ETEMPLATE, "nested too deeply");
+    /* Python: True (identical objects compare equal without recursing) */
+    expect_render("{% set ns = namespace(a=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}{% endfor %}"
+                  "{{ ns.a == ns.a }}",
+                  NULL, "True");
+    /* Python raises RecursionError here; we stop at a fixed depth and say
+     * the values differ rather than overflow the stack */
+    expect_render("{% set ns = namespace(a=[], b=[]) %}{% for i in range(100000) %}{% set ns.a = [ns.a] %}"
+                  "{% set ns.b = [ns.b] %}{% endfor %}{{ ns.a == ns.b }}",
+                  NULL, "False");
+    expect_error("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL, AX_ETEMPLATE,
+                 "deeper");
 }
 
 static void output_and_memory_bounds(void **state)
@@ -172,7 +195,8 @@ static void output_and_memory_bounds(void **state)
     (void)state;
     struct ax_buf out;
     char err[AX_ERRLEN];
-    enum ax_err e = render("{% for i in range(1000) %}0123456789{% endfor %}", NULL, NULL, 5000, &out, err);
+    enum ax_err e =
+        render("{% for i in range(1000) %}0123456789{% endfor %}", NULL, NULL, 5000, &out, err);
     assert_int_equal(e, AX_ETOOBIG);
     assert_true(out.len <= 5000);
     ax_buf_free(&out);
@@ -182,7 +206,8 @@ static void output_and_memory_bounds(void **state)
     e = render("{{ ('x' * 100000) * 100 }}", NULL, &lim, 1 << 30, &out, err);
     ax_buf_free(&out);
     assert_int_equal(e, AX_ETOOBIG);
-    e = render("{% set ns = namespace(s='') %}{% for i in range(100000) %}{% set ns.s = ns.s ~ 'abcdefgh' %}"
+    e = render("{% set ns = namespace(s='') %}{% for i in range(100000) %}{% set ns.s = ns.s ~ "
+               "'abcdefgh' %}"
                "{% endfor %}",
                NULL, &lim, 1 << 30, &out, err);
     ax_buf_free(&out);
@@ -193,8 +218,9 @@ static void output_and_memory_bounds(void **state)
 static void allocation_failures(void **state)
 {
     (void)state;
-    const char *src = "{% set ns = namespace(a=[]) %}{% for m in msgs %}{% set ns.a = ns.a + [m.c|upper] %}"
-                      "{% endfor %}{{ ns.a|join(',') }}{{ msgs|tojson }}";
+    const char *src =
+        "{% set ns = namespace(a=[]) %}{% for m in msgs %}{% set ns.a = ns.a + [m.c|upper] %}"
+        "{% endfor %}{{ ns.a|join(',') }}{{ msgs|tojson }}";
     const char *vars = "{\"msgs\": [{\"c\": \"x\"}, {\"c\": \"y\"}]}";
     int ok = 0;
     for (long n = 0; n < 400; n++) {
@@ -289,7 +315,8 @@ static struct chat_template *load(const char *name, enum ax_err want)
     return t;
 }
 
-static void expect_chat(const struct chat_template *t, const char *req, enum ax_err want, const char *text)
+static void expect_chat(const struct chat_template *t, const char *req, enum ax_err want,
+                        const char *text)
 {
     json_t *r = json_loads(req, 0, NULL);
     assert_non_null(r);
@@ -319,38 +346,50 @@ static void chat_template_api(void **state)
     snprintf(cmd, sizeof cmd, "mkdir -p %s/side", tmpdir);
     assert_int_equal(system(cmd), 0);
     write_file("list.json",
-               "{\"bos_token\": {\"__type\": \"AddedToken\", \"content\": \"<s>\"}, \"eos_token\": \"</s>\","
+               "{\"bos_token\": {\"__type\": \"AddedToken\", \"content\": \"<s>\"}, \"eos_token\": "
+               "\"</s>\","
                " \"unk_token\": null, \"model_max_length\": 1000000000000000019884624838656,"
-               " \"chat_template\": [{\"name\": \"default\", \"template\": \"D{{ bos_token }}{% for m in messages %}"
-               "[{{ m.role }}:{{ m.content }}]{% endfor %}{{ add_generation_prompt }}{{ unk_token is defined }}"
+               " \"chat_template\": [{\"name\": \"default\", \"template\": \"D{{ bos_token }}{% "
+               "for m in messages %}"
+               "[{{ m.role }}:{{ m.content }}]{% endfor %}{{ add_generation_prompt }}{{ unk_token "
+               "is defined }}"
                "{{ extra }}\"},"
                " {\"name\": \"tool_use\", \"template\": \"T{{ tools|length }}\"}]}");
     struct chat_template *t = load("list.json", AX_OK);
-    expect_chat(t, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"a\"},"
-                   " {\"type\": \"text\", \"text\": \"b\"}]}, {\"role\": \"assistant\", \"content\": null}]}",
-                AX_OK, "D<s>[user:a\nb][assistant:]TrueFalse");
-    expect_chat(t, "{\"messages\": [{\"role\": \"user\"}], \"add_generation_prompt\": false,"
-                   " \"chat_template_kwargs\": {\"extra\": \"E\", \"bos_token\": \"B\"}}",
+    expect_chat(
+        t,
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"a\"},"
+        " {\"type\": \"text\", \"text\": \"b\"}]}, {\"role\": \"assistant\", \"content\": null}]}",
+        AX_OK, "D<s>[user:a\nb][assistant:]TrueFalse");
+    expect_chat(t,
+                "{\"messages\": [{\"role\": \"user\"}], \"add_generation_prompt\": false,"
+                " \"chat_template_kwargs\": {\"extra\": \"E\", \"bos_token\": \"B\"}}",
                 AX_OK, "DB[user:]FalseFalseE");
-    expect_chat(t, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [1, 2]}", AX_OK, "T2");
+    expect_chat(t, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [1, 2]}",
+                AX_OK, "T2");
     expect_chat(t, "{\"messages\": []}", AX_EINVAL, "messages");
     expect_chat(t, "{\"messages\": [{\"role\": 1}]}", AX_EINVAL, "messages[0].role");
-    expect_chat(t, "{\"messages\": [{\"role\": \"u\", \"content\": 5}]}", AX_EINVAL, "messages[0].content");
-    expect_chat(t, "{\"messages\": [{\"role\": \"u\", \"content\": [{\"type\": \"image_url\"}]}]}", AX_EINVAL,
-                "messages[0].content[0]");
+    expect_chat(t, "{\"messages\": [{\"role\": \"u\", \"content\": 5}]}", AX_EINVAL,
+                "messages[0].content");
+    expect_chat(t, "{\"messages\": [{\"role\": \"u\", \"content\": [{\"type\": \"image_url\"}]}]}",
+                AX_EINVAL, "messages[0].content[0]");
     expect_chat(t, "{\"messages\": [{\"role\": \"u\"}], \"tools\": {}}", AX_EINVAL, "tools");
-    expect_chat(t, "{\"messages\": [{\"role\": \"u\"}], \"chat_template_kwargs\": {\"messages\": 1}}", AX_EINVAL,
-                "chat_template_kwargs.messages");
-    expect_chat(t, "{\"messages\": [{\"role\": \"u\", \"tool_calls\": [{\"function\": {\"arguments\": 3}}]}]}",
-                AX_EINVAL, "arguments");
+    expect_chat(t,
+                "{\"messages\": [{\"role\": \"u\"}], \"chat_template_kwargs\": {\"messages\": 1}}",
+                AX_EINVAL, "chat_template_kwargs.messages");
+    expect_chat(
+        t,
+        "{\"messages\": [{\"role\": \"u\", \"tool_calls\": [{\"function\": {\"arguments\": 3}}]}]}",
+        AX_EINVAL, "arguments");
     chat_template_free(t);
 
     write_file("side/tokenizer_config.json", "{\"eos_token\": \"E\"}");
-    write_file("side/chat_template.jinja", "{% if x %}\n{{ raise_exception('no x') }}{% endif %}{{ eos_token }}\n");
+    write_file("side/chat_template.jinja",
+               "{% if x %}\n{{ raise_exception('no x') }}{% endif %}{{ eos_token }}\n");
     t = load("side/tokenizer_config.json", AX_OK);
     expect_chat(t, "{\"messages\": [{\"role\": \"u\"}]}", AX_OK, "E");
-    expect_chat(t, "{\"messages\": [{\"role\": \"u\"}], \"chat_template_kwargs\": {\"x\": 1}}", AX_ETEMPLATE,
-                "line 2: no x");
+    expect_chat(t, "{\"messages\": [{\"role\": \"u\"}], \"chat_template_kwargs\": {\"x\": 1}}",
+                AX_ETEMPLATE, "line 2: no x");
     chat_template_free(t);
 
     write_file("none.json", "{\"eos_token\": \"E\"}");
@@ -367,12 +406,18 @@ static void chat_template_api(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(lexer_tokens),        cmocka_unit_test(lexer_errors_have_lines),
-        cmocka_unit_test(parser_errors),       cmocka_unit_test(parser_depth_bounded),
-        cmocka_unit_test(python_semantics),    cmocka_unit_test(undefined_rules),
-        cmocka_unit_test(iteration_bound),     cmocka_unit_test(recursion_bound),
-        cmocka_unit_test(output_and_memory_bounds), cmocka_unit_test(allocation_failures),
-        cmocka_unit_test(concurrent_renders),  cmocka_unit_test(chat_template_api),
+        cmocka_unit_test(lexer_tokens),
+        cmocka_unit_test(lexer_errors_have_lines),
+        cmocka_unit_test(parser_errors),
+        cmocka_unit_test(parser_depth_bounded),
+        cmocka_unit_test(python_semantics),
+        cmocka_unit_test(undefined_rules),
+        cmocka_unit_test(iteration_bound),
+        cmocka_unit_test(recursion_bound),
+        cmocka_unit_test(output_and_memory_bounds),
+        cmocka_unit_test(allocation_failures),
+        cmocka_unit_test(concurrent_renders),
+        cmocka_unit_test(chat_template_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

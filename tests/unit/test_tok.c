@@ -325,6 +325,24 @@ static void odd_merges(void **state)
     tok_free(t);
 }
 
+/* no added_tokens at all (the fuzzer found qsort(NULL, 0) here) */
+static void no_added_tokens(void **state)
+{
+    (void)state;
+    static const char j[] = "{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,"
+                            "\"b\":1,\"ab\":2},\"merges\":[\"a b\"]},"
+                            "\"decoder\":{\"type\":\"ByteLevel\"}}";
+    struct tok *t = NULL;
+    char err[AX_ERRLEN];
+    assert_int_equal(tok_load_buf(j, sizeof j - 1, "plain.json", &t, err), AX_OK);
+    int32_t out[8];
+    size_t n;
+    assert_int_equal(tok_encode(t, "<ab>", 4, out, &n, err), AX_OK);
+    assert_int_equal(n, 1); /* only "ab" has tokens; '<' and '>' are dropped */
+    assert_int_equal(out[0], 2);
+    tok_free(t);
+}
+
 static void load_errors(void **state)
 {
     (void)state;
@@ -405,7 +423,8 @@ int main(void)
         cmocka_unit_test(decode_matches_hf), cmocka_unit_test(stream_equals_decode),
         cmocka_unit_test(encode_errors),     cmocka_unit_test(two_threads_agree),
         cmocka_unit_test(small_tokenizer),   cmocka_unit_test(odd_merges),
-        cmocka_unit_test(load_errors),       cmocka_unit_test(load_enomem),
+        cmocka_unit_test(no_added_tokens),   cmocka_unit_test(load_errors),
+        cmocka_unit_test(load_enomem),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -20,6 +20,8 @@
  *   AXCL_EMU_STATS=FILE       JSON counters written at axclFinalize (or at
  *                             unload if the host never finalizes)
  *   AXCL_EMU_LATENCY_US=N     real sleep added to every bus call
+ *   AXCL_EMU_NO_INTERIOR=1    buffer bindings must start an allocation (a
+ *                             stricter runtime; tests the host fallbacks)
  *   AXCL_EMU_LINK=...         link model, see axemu.h
  * Error codes follow the runtime's scheme (0x80300000 | sub<<8 | id); the
  * codes named in the facts are used as such, the others are this
@@ -137,6 +139,7 @@ static int n_devs;
 static struct ctx implicit[MAX_DEV];
 static struct model *models[MAX_MODELS];
 static uint64_t lose_after; /* 0 = never */
+static int no_interior;
 static unsigned latency_us;
 static struct axemu_stats st;
 static struct axemu_link link_model = {150, 1800, 1500, 0};
@@ -361,6 +364,15 @@ static uint8_t *dev_ptr(int d, const void *p, size_t n)
     return NULL;
 }
 
+static int is_block_start(int d, const void *p)
+{
+    size_t off = (size_t)((const uint8_t *)p - devs[d].dva);
+    for (size_t i = 0; i < devs[d].n_blk; i++)
+        if (devs[d].blk[i].off == off)
+            return 1;
+    return 0;
+}
+
 /* ---- init, devices, contexts ----------------------------------------- */
 
 static int cur_dev(uint32_t *err)
@@ -406,6 +418,8 @@ API int32_t axclInit(const char *config)
         size_t cmm = kb ? (size_t)strtoull(kb, NULL, 10) << 10
                         : (size_t)(mb ? strtoull(mb, NULL, 10) : 7040) << 20;
         lose_after = la ? strtoull(la, NULL, 10) : 0;
+        const char *ni = getenv("AXCL_EMU_NO_INTERIOR");
+        no_interior = ni && *ni == '1';
         latency_us = lat ? (unsigned)strtoul(lat, NULL, 10) : 0;
         parse_link(getenv("AXCL_EMU_LINK"));
         if (!ids || !*ids)
@@ -749,7 +763,8 @@ API int32_t axclrtMemcpy(void *dst, const void *src, size_t n, int32_t kind)
     pthread_mutex_lock(&lock);
     uint32_t r = 0;
     int d = cur_dev(&r);
-    count(AXEMU_C_axclrtMemcpy, d, n);
+    /* Only host<->device bytes cross the link; D2D stays on the card. */
+    count(AXEMU_C_axclrtMemcpy, d, (kind == 1 || kind == 2) ? n : 0);
     if (!r && (!dst || !src))
         r = E_ARG;
     if (!r) {
@@ -1180,6 +1195,8 @@ static int32_t bind(enum axemu_call c, void *p, uint32_t i, const void *buf, uin
     if (!r && i >= (uint32_t)(out ? emu_n_outputs(&io->m->h) : emu_n_inputs(&io->m->h)))
         r = E_ARG;
     if (!r && (dev_of(buf) != io->m->dev || !size))
+        r = E_PTR;
+    if (!r && no_interior && !is_block_start(io->m->dev, buf))
         r = E_PTR;
     if (!r) {
         if (out) {

@@ -13,7 +13,9 @@
 
 struct axmodel_layout;
 
-/* Fills b->ops, b->ctx and b->lim. The model must be MODEL_AXMODEL. */
+/* Fills b->ops, b->ctx and b->lim. The model must be MODEL_AXMODEL.
+ * Cards: opts->devices ("1,2", bus ids), else $AXSERVE_AXCL_DEVICES, else
+ * every card the runtime lists. */
 enum ax_err axcl_backend_open(const struct backend_opts *opts, const struct model *m,
                               struct backend *b, char *err);
 
@@ -31,9 +33,11 @@ struct axcl_info {
     int n_ctx, n_slots, prefill, n_groups;
     int history[16]; /* H_g per prefill group (index 0: decode, = n_ctx) */
     int kv_width, hidden, vocab;
-    int kv_direct;                         /* layers write K/V straight into the cache rows */
-    int async;                             /* executes queued on a stream, one sync per step */
-    int pinned;                            /* host buffers from axclrtMallocHost */
+    int kv_direct; /* layers write K/V straight into the cache rows */
+    int async;     /* executes queued on a stream, one sync per step */
+    int pinned;    /* host buffers from axclrtMallocHost */
+    int packed;    /* one upload per step (interior pointers) */
+    const char *packed_why;
     const char *kv_direct_why, *async_why; /* how each was decided */
     double cmm_mib_per_slot;
 };

@@ -21,14 +21,27 @@
  *   - executes are queued on a stream with one synchronisation per step
  *     (probed; falls back to synchronous executes);
  *   - KV slots are switched by rebinding `K_cache`/`V_cache`, never copied.
- * Switches: AXSERVE_AXCL_KV_DIRECT, AXSERVE_AXCL_ASYNC, AXSERVE_AXCL_PINNED
- * (0 = off, 1 = on without probing, unset = probe). Assumption: buffer
- * binding (SetInput/OutputBufferByIndex) is host-side bookkeeping of the
- * runtime, not a bus round trip; `axserve doctor` prints it.
+ * Switches: AXSERVE_AXCL_KV_DIRECT, AXSERVE_AXCL_ASYNC (0 = off, 1 = on
+ * without probing, unset = probe), AXSERVE_AXCL_PACKED (0 = separate input
+ * buffers, 3 uploads per step; unset = packed, falling back by itself when
+ * the runtime refuses interior pointers), AXSERVE_AXCL_PINNED (0 = pageable
+ * host buffers).
+ *
+ * Assumptions where the facts are silent (each visible in `axserve doctor`):
+ *   - buffer binding (SetInput/OutputBufferByIndex) is host-side
+ *     bookkeeping of the runtime, not a bus round trip;
+ *   - a layer may write K_cache_out into the rows of the K_cache it reads:
+ *     those rows are masked for the step, so only their finiteness matters
+ *     (caches are cleared at load), and a prefill chunk's padding rows land
+ *     in future rows, rewritten before they are ever attended (the caches
+ *     have N + P rows so a chunk never runs off the end);
+ *   - Execute is not assumed safe concurrently: one thread per card;
+ *   - CMM kept free for the runtime: 1/64 of the pool, at most 32 MiB.
  *
  * Not here: sampling (engine), tokenizer, model-file parsing (model/). */
 #include "backend/axcl/axcl.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +114,11 @@ struct card {
     /* buffers: pack = [decode region | prefill region], mirrored on host */
     uint8_t *dpack, *hpack;
     size_t pack_len;
+    /* Unpacked mode (AXSERVE_AXCL_PACKED=0, or a runtime that refuses
+     * interior pointers): each region piece is its own allocation. */
+    uint8_t *seg_dev[6];
+    size_t seg_off[6], seg_len[6];
+    uint8_t *dpost; /* last hidden row for the post model */
     size_t dec_x, dec_idx, dec_mask, dec_len;
     size_t pf_x, pf_idx, pf_mask; /* offsets inside the pack */
     uint8_t *ping[2];             /* P x hidden each */
@@ -123,8 +141,8 @@ struct axb {
     int n_groups, P, N, kv;
     int hist[MAX_GROUPS];
     int n_slots, n_ctx;
-    int kv_direct, async, pinned;
-    const char *kv_why, *async_why;
+    int kv_direct, async, pinned, packed;
+    const char *kv_why, *async_why, *packed_why;
     struct card cards[MAX_CARDS];
     int n_cards;
     int lost;
@@ -172,6 +190,18 @@ static int env_switch(const char *name) /* -1 unset, 0 off, 1 on */
 static size_t align_up(size_t n)
 {
     return (n + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+/* Device address of host-pack offset off: an interior pointer of the one
+ * pack buffer, or (unpacked) the same place in the piece's own buffer. */
+static uint8_t *dptr(const struct card *c, size_t off)
+{
+    if (c->b->packed)
+        return c->dpack + off;
+    for (int i = 0; i < 6; i++)
+        if (off >= c->seg_off[i] && off < c->seg_off[i] + c->seg_len[i])
+            return c->seg_dev[i] + (off - c->seg_off[i]);
+    return NULL; /* NEVER: offsets come from alloc_buffers */
 }
 
 /* ---- worker threads ---------------------------------------------------- */
@@ -629,6 +659,10 @@ static enum ax_err alloc_buffers(struct card *c)
     c->pf_idx = c->pf_x + align_up(P * hid);
     c->pf_mask = c->pf_idx + align_up(P * 4);
     c->pack_len = c->pf_mask + (b->n_groups > 1 ? P * (hmax + P) * 2 : 0);
+    size_t offs[6] = {c->dec_x, c->dec_idx, c->dec_mask, c->pf_x, c->pf_idx, c->pf_mask};
+    size_t lens[6] = {hid, 4, ((size_t)b->N + 1) * 2, P * hid, P * 4, c->pack_len - c->pf_mask};
+    memcpy(c->seg_off, offs, sizeof offs);
+    memcpy(c->seg_len, lens, sizeof lens);
     enum ax_err e = dmalloc(c, &c->dpack, c->pack_len, "inputs", err);
     if (e == AX_OK)
         e = hmalloc(c, &c->hpack, c->pack_len, err);
@@ -646,6 +680,22 @@ static enum ax_err alloc_buffers(struct card *c)
             e = hmalloc(c, &c->hlogits, (size_t)b->vocab * 2, err);
     }
     return e;
+}
+
+/* Unpacked mode: every piece of the pack, and the post model's input row,
+ * in buffers of their own (no interior pointers bound anywhere). */
+static enum ax_err alloc_unpacked(struct card *c, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 6; i++)
+        if (c->seg_len[i] && !c->seg_dev[i]) {
+            enum ax_err e = dmalloc(c, &c->seg_dev[i], c->seg_len[i], "inputs", c->err);
+            if (e != AX_OK)
+                return e;
+        }
+    if (!c->dpost)
+        return dmalloc(c, &c->dpost, (size_t)c->b->hidden * 2, "hidden row", c->err);
+    return AX_OK;
 }
 
 static enum ax_err alloc_slots(struct card *c)
@@ -689,9 +739,9 @@ static enum ax_err bind_static(struct card *c)
         struct layer *L = &c->lay[l];
         for (int g = 0; g < b->n_groups; g++) {
             uint64_t R = g ? (uint64_t)b->P : 1, H = (uint64_t)b->hist[g];
-            uint8_t *x = l == 0 ? c->dpack + (g ? c->pf_x : c->dec_x) : c->ping[(l - 1) % 2];
-            uint8_t *idx = c->dpack + (g ? c->pf_idx : c->dec_idx);
-            uint8_t *mask = c->dpack + (g ? c->pf_mask : c->dec_mask);
+            uint8_t *x = l == 0 ? dptr(c, g ? c->pf_x : c->dec_x) : c->ping[(l - 1) % 2];
+            uint8_t *idx = dptr(c, g ? c->pf_idx : c->dec_idx);
+            uint8_t *mask = dptr(c, g ? c->pf_mask : c->dec_mask);
             enum ax_err e = bind_in(c, L->io[g], L->in_ix[R_INPUT], x, R * hid);
             if (e == AX_OK)
                 e = bind_in(c, L->io[g], L->in_ix[R_INDICES], idx, R * 4);
@@ -766,6 +816,29 @@ static void put_indices(struct card *c, size_t off, int pos, int rows)
 
 /* ---- one step on one card (card thread) ------------------------------- */
 
+/* Host pack [off, off+len) to the card: one copy when packed, one per
+ * piece otherwise. */
+static enum ax_err upload(struct card *c, size_t off, size_t len)
+{
+    const struct axcl_rt *rt = c->b->rt;
+    if (c->b->packed) {
+        CALL(c, rt->Memcpy(c->dpack + off, c->hpack + off, len, AXCL_H2D), "axclrtMemcpy(H2D)",
+             c->err);
+        return AX_OK;
+    }
+    for (int i = 0; i < 6; i++) {
+        size_t a = c->seg_off[i], z = a + c->seg_len[i];
+        if (a < off)
+            a = off;
+        if (z > off + len)
+            z = off + len;
+        if (a < z)
+            CALL(c, rt->Memcpy(c->seg_dev[i] + (a - c->seg_off[i]), c->hpack + a, z - a, AXCL_H2D),
+                 "axclrtMemcpy(H2D)", c->err);
+    }
+    return AX_OK;
+}
+
 static enum ax_err exec_layer(struct card *c, struct layer *L, int g)
 {
     const struct axcl_rt *rt = c->b->rt;
@@ -817,8 +890,9 @@ static enum ax_err card_step(struct card *c, void *arg)
         up_off = c->pf_x;
         up_len = c->pf_mask + (size_t)b->P * (size_t)(b->hist[g] + b->P) * 2 - c->pf_x;
     }
-    CALL(c, rt->Memcpy(c->dpack + up_off, c->hpack + up_off, up_len, AXCL_H2D), "axclrtMemcpy(H2D)",
-         c->err);
+    enum ax_err ue = upload(c, up_off, up_len);
+    if (ue != AX_OK)
+        return ue;
     int nl = c->l1 - c->l0;
     for (int l = 0; l < nl; l++) {
         struct layer *L = &c->lay[l];
@@ -834,7 +908,13 @@ static enum ax_err card_step(struct card *c, void *arg)
     }
     const uint8_t *last = c->ping[(nl - 1) % 2];
     if (c->has_post && s->want_logits) {
-        enum ax_err e = bind_in(c, c->post_io, c->post_in, last + (size_t)(s->rows - 1) * hid, hid);
+        const uint8_t *row = last + (size_t)(s->rows - 1) * hid;
+        if (!b->packed && s->rows > 1) {
+            /* No interior pointers: copy the last row to its own buffer. */
+            CALL(c, rt->Memcpy(c->dpost, row, hid, AXCL_D2D), "axclrtMemcpy(D2D)", c->err);
+            row = c->dpost;
+        }
+        enum ax_err e = bind_in(c, c->post_io, c->post_in, row, hid);
         if (e != AX_OK)
             return e;
         if (b->async)
@@ -904,9 +984,9 @@ static enum ax_err card_probe(struct card *c, void *arg)
     put_indices(c, c->dec_idx, 1, 1);
     decode_mask_init(c);
     decode_mask(c, 1);
-    axcl_error r = rt->Memcpy(c->dpack, c->hpack, c->dec_len, AXCL_H2D);
-    enum ax_err e =
-        r ? rt_fail(c, r, "axclrtMemcpy(H2D)", c->err) : probe_run(c, c->kstage, c->kstage, ref, 0);
+    enum ax_err e = upload(c, 0, c->dec_len);
+    if (e == AX_OK)
+        e = probe_run(c, c->kstage, c->kstage, ref, 0);
     if (e == AX_OK && pr->want_direct == -1) {
         /* An interior pointer: row 1 of slot 0's K cache. */
         const uint8_t *dst = c->lay[0].k[0] + row;
@@ -937,6 +1017,8 @@ static enum ax_err card_alloc(struct card *c, void *arg)
     enum ax_err e = alloc_buffers(c);
     if (e == AX_OK)
         e = alloc_slots(c);
+    if (e == AX_OK && !b->packed)
+        e = alloc_unpacked(c, NULL);
     if (e != AX_OK)
         return e;
     if (*want_async != 0 && b->rt->CreateStream && b->rt->CreateStream(&c->stream) != 0)
@@ -986,6 +1068,9 @@ static enum ax_err card_free(struct card *c, void *arg)
     if (c->post_model && !c->lost)
         rt->EngineUnload(c->post_model);
     dfree(c, &c->dpack);
+    for (int i = 0; i < 6; i++)
+        dfree(c, &c->seg_dev[i]);
+    dfree(c, &c->dpost);
     dfree(c, &c->ping[0]);
     dfree(c, &c->ping[1]);
     dfree(c, &c->kstage);
@@ -1094,6 +1179,7 @@ static int pick_group(const struct axb *b, int start, int n)
 static enum ax_err axb_forward(void *ctx, const struct backend_seq *seqs, int n_seqs, char *err)
 {
     struct axb *b = ctx;
+    assert(b && b->magic == AXB_MAGIC);
     if (n_seqs != 1)
         return ax_fail(err, AX_EINVAL, "the axcl backend runs one sequence per call, got %d",
                        n_seqs);
@@ -1136,6 +1222,7 @@ static enum ax_err axb_forward(void *ctx, const struct backend_seq *seqs, int n_
 static int axb_healthy(void *ctx)
 {
     const struct axb *b = ctx;
+    assert(b && b->magic == AXB_MAGIC);
     return !b->lost;
 }
 
@@ -1307,11 +1394,25 @@ static enum ax_err open_cards(struct axb *b, const struct backend_opts *opts, ch
     pr.want_direct = env_switch("AXSERVE_AXCL_KV_DIRECT");
     pr.want_async = env_switch("AXSERVE_AXCL_ASYNC");
     int want_direct = pr.want_direct, want_async = pr.want_async;
+    int want_packed = env_switch("AXSERVE_AXCL_PACKED");
+    b->packed = want_packed != 0;
+    b->packed_why = want_packed == 0 ? "off (AXSERVE_AXCL_PACKED=0): 3 uploads per step"
+                                     : "on (inputs bound at interior pointers of one buffer)";
     e = run_all(b, card_alloc, &want_async, err);
     /* Probe with copy-mode bindings, then decide once for all cards. */
     b->kv_direct = b->async = 0;
     if (e == AX_OK)
         e = run_all(b, card_bind, NULL, err);
+    if (e != AX_OK && b->packed && want_packed == -1 && !b->lost) {
+        /* A runtime that refuses interior pointers as inputs: give each
+         * piece its own buffer and try again. */
+        ax_warn("axcl: packed inputs refused (%s); using separate buffers", err);
+        b->packed = 0;
+        b->packed_why = "off (runtime refused interior-pointer inputs): 3 uploads per step";
+        e = run_all(b, alloc_unpacked, NULL, err);
+        if (e == AX_OK)
+            e = run_all(b, card_bind, NULL, err);
+    }
     if (e == AX_OK)
         e = run_all(b, card_probe, &pr, err);
     if (e != AX_OK)
@@ -1356,7 +1457,7 @@ enum ax_err axcl_backend_open_layout(const struct backend_opts *opts,
     if (e == AX_OK)
         e = axcl_rt_acquire(&b->rt, err);
     if (e == AX_OK)
-        e = pick_devices(b, opts->devices, err);
+        e = pick_devices(b, opts->devices ? opts->devices : getenv("AXSERVE_AXCL_DEVICES"), err);
     if (e == AX_OK)
         e = split_layers(b, err);
     if (e == AX_OK)
@@ -1374,9 +1475,9 @@ enum ax_err axcl_backend_open_layout(const struct backend_opts *opts,
     out->lim.n_vocab = b->vocab;
     out->lim.max_batch = 1;
     ax_info("axcl: %d card(s), %d layers, context %d, %d slot(s), prefill %d, kv-direct %s, "
-            "async %s, %s host buffers",
+            "async %s, packed %s, %s host buffers",
             b->n_cards, b->n_layers, b->n_ctx, b->n_slots, b->P, b->kv_direct ? "on" : "off",
-            b->async ? "on" : "off", b->pinned ? "pinned" : "pageable");
+            b->async ? "on" : "off", b->packed ? "on" : "off", b->pinned ? "pinned" : "pageable");
     return AX_OK;
 }
 
@@ -1414,6 +1515,8 @@ void axcl_backend_info(const struct backend *bk, struct axcl_info *o)
     o->kv_direct = b->kv_direct;
     o->async = b->async;
     o->pinned = b->pinned;
+    o->packed = b->packed;
+    o->packed_why = b->packed_why;
     o->kv_direct_why = b->kv_why;
     o->async_why = b->async_why;
     o->cmm_mib_per_slot = (double)b->slot_bytes / MIB;
