@@ -60,3 +60,8 @@ $(BUILD)/bench/kbench: bench/cpu/kbench.c $(BUILD)/libaxserve.a
 .PHONY: bench-kern
 bench-kern: $(BUILD)/bench/kbench
 	$(BUILD)/bench/kbench
+
+# per-token cost of the thread pool's hand-offs (tiny matrices, full depth)
+.PHONY: bench-cpu-overhead
+bench-cpu-overhead: $(BUILD)/axserve
+	AX=$(BUILD)/axserve sh bench/cpu/bench_overhead.sh
