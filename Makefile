@@ -22,6 +22,13 @@ PYTHON  ?= /usr/bin/python3
 MODEL   ?= $(BUILD)/models/default
 TOKDIR  := $(BUILD)/tokenizer-qwen3
 
+# Quiet compile lines unless V=1.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
@@ -62,7 +69,8 @@ deps-test: deps
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@$(if $(Q),echo "  CC      $(BUILD)/$<")
+	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libaxserve.a: $(LIB_OBJ)
 	@rm -f $@
@@ -90,7 +98,8 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libaxserve.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests $< $(BUILD)/libaxserve.a -o $@ $(LDLIBS_ALL) -lcmocka
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests $< $(BUILD)/libaxserve.a -o $@ $(LDLIBS_ALL) -lcmocka
 
 unit: $(UNIT_BIN)
 
@@ -112,7 +121,8 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzzers/%,$(FUZZ_SRC))
 $(BUILD)/fuzzers/%: tests/fuzz/%.c $(BUILD)/libaxserve.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Itests $< $(BUILD)/libaxserve.a -o $@ $(LDLIBS_ALL)
+	@$(if $(Q),echo "  FUZZER  $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Itests $< $(BUILD)/libaxserve.a -o $@ $(LDLIBS_ALL)
 fuzzers: $(FUZZ_BIN)
 fuzz:
 	$(MAKE) --no-print-directory BUILD=build/fuzz SAN=fuzz CC=clang OPT=-O1 fuzzers
