@@ -69,15 +69,17 @@ deps-test: deps
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $(BUILD)/$<")
+	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libaxserve.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/axserve: $(BUILD)/obj/src/main.o $(BUILD)/libaxserve.a
-	$(CC) $^ -o $@ $(LDLIBS_ALL)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $^ -o $@ $(LDLIBS_ALL)
 
 $(TOKDIR)/tokenizer.json: tools/fetch-tokenizer.sh | $(DEPS_STAMP)
 	tools/fetch-tokenizer.sh $(TOKDIR)
