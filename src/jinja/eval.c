@@ -566,26 +566,18 @@ static int binop(struct jstate *s, int op, struct jv a, struct jv b, struct jv *
     double x = jv_num(a), y = jv_num(b);
     switch (op) {
     case T_ADD:
-        if (!ints)
-            break;
-        if (__builtin_add_overflow(a.u.i, b.u.i, &r))
-            return jfail(s, "integer overflow (results beyond 64 bits are not supported)");
-        *out = jv_int(r);
-        return 0;
     case T_SUB:
+    case T_MUL: {
         if (!ints)
             break;
-        if (__builtin_sub_overflow(a.u.i, b.u.i, &r))
+        int ovf = op == T_ADD   ? __builtin_add_overflow(a.u.i, b.u.i, &r)
+                  : op == T_SUB ? __builtin_sub_overflow(a.u.i, b.u.i, &r)
+                                : __builtin_mul_overflow(a.u.i, b.u.i, &r);
+        if (ovf)
             return jfail(s, "integer overflow (results beyond 64 bits are not supported)");
         *out = jv_int(r);
         return 0;
-    case T_MUL:
-        if (!ints)
-            break;
-        if (__builtin_mul_overflow(a.u.i, b.u.i, &r))
-            return jfail(s, "integer overflow (results beyond 64 bits are not supported)");
-        *out = jv_int(r);
-        return 0;
+    }
     case T_DIV:
         if (y == 0)
             return jfail(s, "division by zero");
