@@ -312,14 +312,19 @@ void kern_mm_ref_q4i(const struct kern_mm *a, int r0, int r1)
 static float block_amax(const float *x)
 {
     float m = 0;
-    for (int j = 0; j < KQ_BLOCK; j++)
-        m = fmaxf(m, fabsf(x[j]));
+    for (int j = 0; j < KQ_BLOCK; j++) /* as fmaxf (NaN ignored), but vectorisable */
+        m = fabsf(x[j]) > m ? fabsf(x[j]) : m;
     return m;
 }
 
-static int clampi(int v, int lo, int hi)
+/* round(v) clamped to [lo, hi], rounding to nearest even as lrintf does in
+ * the default mode, but inline: adding and removing 1.5 * 2^23 leaves the
+ * rounded value of any |v| < 2^22. NaN clamps to lo. */
+static int round_clamp(float v, int lo, int hi)
 {
-    return v < lo ? lo : v > hi ? hi : v;
+    v = v >= (float)lo ? v : (float)lo;
+    v = v <= (float)hi ? v : (float)hi;
+    return (int)((v + 12582912.0f) - 12582912.0f);
 }
 
 /* One activation block: scale amax/127, codes rounded to nearest. */
@@ -328,7 +333,7 @@ static float quant_act_block(const float *xb, int8_t *q)
     float amax = block_amax(xb);
     float id = amax > 0 ? 127.0f / amax : 0.0f;
     for (int j = 0; j < KQ_BLOCK; j++)
-        q[j] = (int8_t)clampi((int)lrintf(xb[j] * id), -127, 127);
+        q[j] = (int8_t)round_clamp(xb[j] * id, -127, 127);
     return amax / 127.0f;
 }
 
@@ -368,7 +373,7 @@ static uint16_t quant_q8_block(const float *xb, int8_t *q)
     float ds = kern_f16_to_f32(d);
     float id = ds > 0 ? 1.0f / ds : 0.0f;
     for (int j = 0; j < KQ_BLOCK; j++)
-        q[j] = (int8_t)clampi((int)lrintf(xb[j] * id), -127, 127);
+        q[j] = (int8_t)round_clamp(xb[j] * id, -127, 127);
     return d;
 }
 
@@ -377,15 +382,18 @@ static uint16_t quant_q8_block(const float *xb, int8_t *q)
  * fully, as Q4_0 does. */
 static uint16_t quant_q4_block(const float *xb, uint8_t *n)
 {
-    float mx = 0;
+    /* the first element of the largest magnitude, with its sign */
+    float amax = block_amax(xb), mx = 0;
     for (int j = 0; j < KQ_BLOCK; j++)
-        if (fabsf(xb[j]) > fabsf(mx))
+        if (fabsf(xb[j]) == amax) {
             mx = xb[j];
+            break;
+        }
     uint16_t d = kern_f32_to_f16(mx / -8.0f);
     float ds = kern_f16_to_f32(d);
     float id = ds != 0 ? 1.0f / ds : 0.0f;
     for (int j = 0; j < KQ_BLOCK; j++)
-        n[j] = (uint8_t)clampi((int)lrintf(xb[j] * id) + 8, 0, 15);
+        n[j] = (uint8_t)(round_clamp(xb[j] * id, -8, 7) + 8);
     return d;
 }
 
