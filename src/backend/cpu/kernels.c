@@ -283,10 +283,10 @@ static void mm_ref_i(const struct kern_mm *a, int q4, int r0, int r1)
     size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
     for (int r = r0; r < r1; r++) {
         const uint16_t *wd = (const uint16_t *)w_row(a, r);
-        const uint8_t *wc = (const uint8_t *)(wd + KQ_GROUP * ng);
+        const uint8_t *wc = (const uint8_t *)(wd + (size_t)KQ_GROUP * ng);
         for (int t = 0; t < a->n; t++) {
             const float *xd = (const float *)(const void *)x_row(a, t);
-            const int8_t *xc = (const int8_t *)(xd + 2 * KQ_GROUP * ng);
+            const int8_t *xc = (const int8_t *)(xd + 2 * (size_t)KQ_GROUP * ng);
             float s = 0;
             for (int b = 0; b < nb; b++) {
                 int g = b / KQ_GROUP, l = b % KQ_GROUP;
@@ -351,8 +351,8 @@ void kern_quant_act_i_ref(const float *x, int k, uint8_t *out)
     int nb = k / KQ_BLOCK, ng = n_groups(k);
     memset(out, 0, ka_row_bytes(KQ_Q8I, k));
     float *d = (float *)(void *)out;
-    int32_t *sum = (int32_t *)(void *)(d + KQ_GROUP * ng);
-    int8_t *codes = (int8_t *)(sum + KQ_GROUP * ng);
+    int32_t *sum = (int32_t *)(void *)(d + (size_t)KQ_GROUP * ng);
+    int8_t *codes = (int8_t *)(sum + (size_t)KQ_GROUP * ng);
     for (int b = 0; b < nb; b++) {
         int8_t q[KQ_BLOCK];
         int8_t *g = codes + (size_t)(b / KQ_GROUP) * KQ_GROUP * KQ_BLOCK;
@@ -425,7 +425,7 @@ static void quant_row_i(int q4, const float *x, int k, uint8_t *out)
     int nb = k / KQ_BLOCK, ng = n_groups(k);
     size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
     uint16_t *d = (uint16_t *)out;
-    uint8_t *codes = (uint8_t *)(d + KQ_GROUP * ng);
+    uint8_t *codes = (uint8_t *)(d + (size_t)KQ_GROUP * ng);
     memset(d, 0, 2 * (size_t)KQ_GROUP * ng);
     memset(codes, q4 ? 0x88 : 0x80, gw * ng);
     for (int b = 0; b < nb; b++) {
@@ -510,7 +510,7 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
     case KQ_Q4I: {
         int q4 = t == KQ_Q4I, ng = n_groups(k);
         size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
-        const uint8_t *codes = (const uint8_t *)(h + KQ_GROUP * ng);
+        const uint8_t *codes = (const uint8_t *)(h + (size_t)KQ_GROUP * ng);
         for (int i = 0; i < k; i++) {
             int b = i / KQ_BLOCK, e = i % KQ_BLOCK, l = b % KQ_GROUP;
             const uint8_t *g = codes + (size_t)(b / KQ_GROUP) * gw;
@@ -534,7 +534,7 @@ void kern_act_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
             out[i] = d[i / KQ_BLOCK] * (float)q[i];
         return;
     }
-    const int8_t *codes = (const int8_t *)(d + 2 * KQ_GROUP * ng);
+    const int8_t *codes = (const int8_t *)(d + 2 * (size_t)KQ_GROUP * ng);
     for (int i = 0; i < k; i++) {
         int b = i / KQ_BLOCK;
         const int8_t *g = codes + (size_t)(b / KQ_GROUP) * KQ_GROUP * KQ_BLOCK;
