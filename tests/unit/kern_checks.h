@@ -397,9 +397,112 @@ static int kc_small(const struct kern_table *v)
     return f;
 }
 
+/* Fused attention against kern_attn_ref. Scores may differ by float
+ * summation order, e_j <= scale * KC_TOL(d) * sum_i |q_i K_ji|; a softmax
+ * moves by at most 2 max_j e_j relative, and the weighted sum adds its own
+ * order error, so outputs agree within (2 max e + KC_TOL(n)) of
+ * sum_j p_j |V_j|. Scores off by 1e-3 fail. */
+static double kc_score_err(const float *q, const uint8_t *k, size_t stride, int kv_f16, int d,
+                           int n, float scale)
+{
+    double worst = 0;
+    for (int j = 0; j < n; j++) {
+        const uint8_t *r = k + j * stride;
+        double sa = 0;
+        for (int i = 0; i < d; i++)
+            sa += fabs(q[i] * (kv_f16 ? kern_f16_to_f32(((const uint16_t *)r)[i])
+                                      : ((const float *)(const void *)r)[i]));
+        worst = fmax(worst, scale * KC_TOL(d) * sa);
+    }
+    return worst;
+}
+
+static void kc_fill_kv(uint8_t *row, int kv_f16, int n, int take_abs)
+{
+    for (int i = 0; i < n; i++) {
+        float x = kc_rand();
+        if (take_abs && kv_f16)
+            ((uint16_t *)row)[i] &= 0x7fff;
+        else if (take_abs)
+            ((float *)(void *)row)[i] = fabsf(((float *)(void *)row)[i]);
+        else if (kv_f16)
+            ((uint16_t *)row)[i] = kern_f32_to_f16(x);
+        else
+            ((float *)(void *)row)[i] = x;
+    }
+}
+
+static int kc_attn_case(const struct kern_table *v, int kv_f16, int d, int g, int n)
+{
+    size_t es = kv_f16 ? 2 : 4, stride = (size_t)(d + 3) * es; /* rows not packed */
+    size_t qs = (size_t)d + 1, os = (size_t)d + 2;             /* nor are heads */
+    uint8_t *k = ax_malloc(stride * n), *vv = ax_malloc(stride * n);
+    float *q = ax_malloc(4 * (size_t)g * qs), *o0 = ax_malloc(4 * (size_t)g * d),
+          *o1 = ax_malloc(4 * (size_t)g * os), *pv = ax_malloc(4 * (size_t)g * d),
+          *s = ax_malloc(4 * (size_t)g * n);
+    int f = 0;
+    for (size_t i = 0; i < (size_t)g * qs; i++)
+        q[i] = kc_rand();
+    for (int j = 0; j < n; j++) {
+        kc_fill_kv(k + j * stride, kv_f16, d + 3, 0);
+        kc_fill_kv(vv + j * stride, kv_f16, d + 3, 0);
+    }
+    for (size_t i = 0; i < (size_t)g * os; i++)
+        o1[i] = -777.0f;
+    struct kern_attn a = {q, qs, o0, (size_t)d, k, vv, stride, kv_f16, n, d, g, 0.125f, s};
+    kern_attn_ref(&a);
+    a.out = o1;
+    a.out_stride = os;
+    v->attn(&a);
+    /* sum_j p_j |V_j| per output: the reference on |V| */
+    for (int j = 0; j < n; j++)
+        kc_fill_kv(vv + j * stride, kv_f16, d + 3, 1);
+    a.out = pv;
+    a.out_stride = (size_t)d;
+    kern_attn_ref(&a);
+    for (int h = 0; h < g && !f; h++) {
+        double rel = 2 * kc_score_err(q + h * qs, k, stride, kv_f16, d, n, 0.125f) + KC_TOL(n);
+        for (int i = 0; i < (int)os; i++) {
+            float got = o1[h * os + i], want = i < d ? o0[h * d + i] : -777.0f;
+            double tol = i < d ? rel * pv[h * d + i] + 1e-30 : 0;
+            if (fabs(got - want) > tol) {
+                char what[96];
+                snprintf(what, sizeof what, "%s attn f16 %d d %d g %d n %d (head %d col %d)",
+                         v->name, kv_f16, d, g, n, h, i);
+                f += kc_fail(what, got, want);
+                break;
+            }
+        }
+    }
+    ax_free(k);
+    ax_free(vv);
+    ax_free(q);
+    ax_free(o0);
+    ax_free(o1);
+    ax_free(pv);
+    ax_free(s);
+    return f;
+}
+
+static int kc_attn(const struct kern_table *v)
+{
+    static const int ds[] = {1, 7, 16, 64, 100, 128, 130, 256};
+    static const int gs[] = {1, 2, 3, 4, 5, 8};
+    static const int ns[] = {1, 2, 17, 100};
+    int f = 0;
+    if (!v->attn) /* optional entry */
+        return 0;
+    for (int kv_f16 = 0; kv_f16 < 2; kv_f16++)
+        for (int di = 0; di < 8; di++)
+            for (int gi = 0; gi < 6; gi++)
+                for (int ni = 0; ni < 4; ni++)
+                    f += kc_attn_case(v, kv_f16, ds[di], gs[gi], ns[ni]);
+    return f;
+}
+
 static int kc_variant(const struct kern_table *v)
 {
-    return kc_small(v) + kc_mm(v);
+    return kc_small(v) + kc_mm(v) + kc_attn(v);
 }
 
 #endif

@@ -21,7 +21,7 @@ struct mm_part {
     kern_mm_fn fn;
     struct kern_mm a;
     int rows;
-    int chunk;  /* rows per claimed chunk */
+    int chunk; /* rows per claimed chunk */
     int chunks;
 };
 
@@ -79,7 +79,10 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     j->total += p->chunks;
 }
 
-static void mm_run(struct cpu_ctx *c, struct mm_job *j) { pool_for(c->pool, j->total, mm_item, j); }
+static void mm_run(struct cpu_ctx *c, struct mm_job *j)
+{
+    pool_for(c->pool, j->total, mm_item, j);
+}
 
 /* ---- parallel loops over rows ------------------------------------------ */
 
@@ -106,9 +109,9 @@ static void for_rows(struct cpu_ctx *c, int n, void (*fn)(struct cpu_ctx *, cons
 
 /* x += add (if any); xb = rmsnorm(x) * w; quantised copy of xb if wanted. */
 struct norm_arg {
-    const float *add;  /* [cap][H] or NULL */
-    const float *w;    /* norm weights [H] */
-    int quant;         /* also write KA_Q8 rows to c->xq */
+    const float *add; /* [cap][H] or NULL */
+    const float *w;   /* norm weights [H] */
+    int quant;        /* also write KA_Q8 rows to c->xq */
 };
 
 static void norm_row(struct cpu_ctx *c, const void *va, int t, int ith)
@@ -128,13 +131,19 @@ static void norm_row(struct cpu_ctx *c, const void *va, int t, int ith)
 static void quant_row(struct cpu_ctx *c, const void *va, int t, int ith)
 {
     (void)ith;
-    const struct { const float *x; int k; } *a = va;
+    const struct {
+        const float *x;
+        int k;
+    } *a = va;
     c->quant_act(a->x + (size_t)t * a->k, a->k, c->xq + (size_t)t * c->xq_stride);
 }
 
 static void quant_rows(struct cpu_ctx *c, const float *x, int k, int n)
 {
-    struct { const float *x; int k; } a = {x, k};
+    struct {
+        const float *x;
+        int k;
+    } a = {x, k};
     for_rows(c, n, quant_row, &a);
 }
 
@@ -175,36 +184,61 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
     }
     int layer = (int)(L - c->layers);
     store_kv(c, kv_row(c, c->kcache, c->t_slot[t], layer, c->t_pos[t]), k);
-    store_kv(c, kv_row(c, c->vcache, c->t_slot[t], layer, c->t_pos[t]),
-             c->v + (size_t)t * KV * D);
+    store_kv(c, kv_row(c, c->vcache, c->t_slot[t], layer, c->t_pos[t]), c->v + (size_t)t * KV * D);
 }
 
-/* One (token, query head): causal softmax attention over positions
- * 0..pos of the token's slot, using kv head h / (NH / KV). */
+/* kern_attn_ref's computation with this CPU's dot and axpy kernels, for
+ * kernel tables without a fused attention. */
+static void attn_composed(const struct kern_table *kt, const struct kern_attn *a)
+{
+    for (int h = 0; h < a->g; h++) {
+        const float *q = a->q + (size_t)h * a->q_stride;
+        float *out = a->out + (size_t)h * a->out_stride, *s = a->s + (size_t)h * a->n;
+        for (int j = 0; j < a->n; j++) {
+            const uint8_t *k = a->k + (size_t)j * a->stride;
+            s[j] = a->scale * (a->kv_f16 ? kt->dot_f16(q, (const uint16_t *)k, a->d)
+                                         : kt->dot_f32(q, (const float *)(const void *)k, a->d));
+        }
+        kern_softmax(s, a->n);
+        memset(out, 0, (size_t)a->d * sizeof(float));
+        for (int j = 0; j < a->n; j++) {
+            const uint8_t *v = a->v + (size_t)j * a->stride;
+            if (a->kv_f16)
+                kt->axpy_f16(s[j], (const uint16_t *)v, out, a->d);
+            else
+                kt->axpy_f32(s[j], (const float *)(const void *)v, out, a->d);
+        }
+    }
+}
+
+/* One (token, KV head): causal softmax attention of the query heads that
+ * share that KV head, over positions 0..pos of the token's slot. */
 static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
 {
     int layer = *(const int *)va;
-    int NH = c->c.n_heads, D = c->c.head_dim;
-    int t = i / NH, h = i % NH, kvh = h / (NH / c->c.n_kv_heads);
+    int NH = c->c.n_heads, KV = c->c.n_kv_heads, D = c->c.head_dim, G = NH / KV;
+    int t = i / KV, kvh = i % KV;
     int pos = c->t_pos[t], slot = c->t_slot[t];
-    const float *q = c->q + ((size_t)t * NH + h) * D;
-    float *out = c->att + ((size_t)t * NH + h) * D;
-    float *s = c->scores + (size_t)ith * c->n_ctx;
-    float scale = 1.0f / sqrtf((float)D);
-    size_t stride = c->kv_dim * c->kv_elem, off = (size_t)kvh * D * c->kv_elem;
-    const uint8_t *kb = kv_row(c, c->kcache, slot, layer, 0) + off;
-    const uint8_t *vb = kv_row(c, c->vcache, slot, layer, 0) + off;
-    for (int j = 0; j <= pos; j++)
-        s[j] = scale * (c->kv_f16 ? c->kt.dot_f16(q, (const uint16_t *)(kb + j * stride), D)
-                                  : c->kt.dot_f32(q, (const float *)(const void *)(kb + j * stride), D));
-    kern_softmax(s, pos + 1);
-    memset(out, 0, (size_t)D * sizeof(float));
-    for (int j = 0; j <= pos; j++) {
-        if (c->kv_f16)
-            c->kt.axpy_f16(s[j], (const uint16_t *)(vb + j * stride), out, D);
-        else
-            c->kt.axpy_f32(s[j], (const float *)(const void *)(vb + j * stride), out, D);
-    }
+    size_t off = (size_t)kvh * D * c->kv_elem, h0 = (size_t)t * NH + (size_t)kvh * G;
+    struct kern_attn a = {
+        .q = c->q + h0 * D,
+        .q_stride = (size_t)D,
+        .out = c->att + h0 * D,
+        .out_stride = (size_t)D,
+        .k = kv_row(c, c->kcache, slot, layer, 0) + off,
+        .v = kv_row(c, c->vcache, slot, layer, 0) + off,
+        .stride = c->kv_dim * c->kv_elem,
+        .kv_f16 = c->kv_f16,
+        .n = pos + 1,
+        .d = D,
+        .g = G,
+        .scale = 1.0f / sqrtf((float)D),
+        .s = c->scores + (size_t)ith * G * c->n_ctx,
+    };
+    if (c->kt.attn)
+        c->kt.attn(&a);
+    else
+        attn_composed(&c->kt, &a);
 }
 
 static void swiglu_row(struct cpu_ctx *c, const void *va, int t, int ith)
@@ -258,7 +292,7 @@ static void layer_forward(struct cpu_ctx *c, int l, int nt)
     mm_add(c, &j, &L->v, c->xb, H, c->v, KD, nt);
     mm_run(c, &j);
     for_rows(c, nt, qk_row, L);
-    for_rows(c, nt * c->c.n_heads, attn_row, &l);
+    for_rows(c, nt * c->c.n_kv_heads, attn_row, &l);
     if (kq_is_quant(L->o.type))
         quant_rows(c, c->att, QD, nt);
     memset(&j, 0, sizeof j);
@@ -299,8 +333,8 @@ static void pass(struct cpu_ctx *c, int nt, int n_out)
 
 /* ---- entry point ------------------------------------------------------- */
 
-static enum ax_err check_seqs(const struct cpu_ctx *c, const struct backend_seq *seqs,
-                              int n_seqs, char *err)
+static enum ax_err check_seqs(const struct cpu_ctx *c, const struct backend_seq *seqs, int n_seqs,
+                              char *err)
 {
     if (n_seqs < 1 || n_seqs > CPU_MAX_BATCH)
         return ax_fail(err, AX_EINVAL, "cpu forward: %d sequences (limit 1..%d)", n_seqs,
@@ -318,12 +352,14 @@ static enum ax_err check_seqs(const struct cpu_ctx *c, const struct backend_seq 
             return ax_fail(err, AX_EINVAL, "cpu forward: sequence %d has no tokens", i);
         if (s->pos < 0 || s->pos > c->n_ctx - s->n_tokens)
             return ax_fail(err, AX_ECONTEXT,
-                           "cpu forward: positions %d..%d exceed the context of %d tokens",
-                           s->pos, s->pos + s->n_tokens - 1, c->n_ctx);
+                           "cpu forward: positions %d..%d exceed the context of %d tokens", s->pos,
+                           s->pos + s->n_tokens - 1, c->n_ctx);
         for (int t = 0; t < s->n_tokens; t++)
             if (s->tokens[t] < 0 || s->tokens[t] >= c->c.vocab)
-                return ax_fail(err, AX_ERANGE, "cpu forward: token id %d outside the vocabulary "
-                               "of %d", (int)s->tokens[t], c->c.vocab);
+                return ax_fail(err, AX_ERANGE,
+                               "cpu forward: token id %d outside the vocabulary "
+                               "of %d",
+                               (int)s->tokens[t], c->c.vocab);
     }
     return AX_OK;
 }

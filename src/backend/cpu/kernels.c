@@ -624,6 +624,31 @@ void kern_softmax(float *x, int n)
         x[i] *= is;
 }
 
+/* ---- attention --------------------------------------------------------- */
+
+void kern_attn_ref(const struct kern_attn *a)
+{
+    for (int h = 0; h < a->g; h++) {
+        const float *q = a->q + (size_t)h * a->q_stride;
+        float *out = a->out + (size_t)h * a->out_stride, *s = a->s + (size_t)h * a->n;
+        for (int j = 0; j < a->n; j++) {
+            const uint8_t *k = a->k + (size_t)j * a->stride;
+            s[j] =
+                a->scale * (a->kv_f16 ? kern_dot_f16_ref(q, (const uint16_t *)k, a->d)
+                                      : kern_dot_f32_ref(q, (const float *)(const void *)k, a->d));
+        }
+        kern_softmax(s, a->n);
+        memset(out, 0, (size_t)a->d * sizeof(float));
+        for (int j = 0; j < a->n; j++) {
+            const uint8_t *v = a->v + (size_t)j * a->stride;
+            if (a->kv_f16)
+                kern_axpy_f16_ref(s[j], (const uint16_t *)v, out, a->d);
+            else
+                kern_axpy_f32_ref(s[j], (const float *)(const void *)v, out, a->d);
+        }
+    }
+}
+
 /* ---- table ------------------------------------------------------------- */
 
 void kern_table_init_ref(struct kern_table *t)
@@ -646,4 +671,5 @@ void kern_table_init_ref(struct kern_table *t)
     t->axpy_f16 = kern_axpy_f16_ref;
     t->axpy_f32 = kern_axpy_f32_ref;
     t->f32_to_f16 = kern_f32_to_f16_ref;
+    t->attn = NULL; /* optional: the forward pass composes it from the above */
 }

@@ -88,6 +88,25 @@ typedef void (*kern_mm_fn)(const struct kern_mm *a, int r0, int r1);
 /* x[k] -> one quantised activation row (k % 32 == 0) */
 typedef void (*kern_quant_fn)(const float *x, int k, uint8_t *out);
 
+/* Causal attention of g query heads that share one KV head, over the n
+ * cached positions 0..n-1 (n >= 1): for each head h,
+ *   s_j = scale * dot(q_h, K_j),  p = softmax(s),  out_h = sum_j p_j V_j
+ * K_j, V_j: rows of d values (f16 if kv_f16, else f32), stride bytes
+ * apart. q and out: g rows of d floats, q_stride / out_stride floats
+ * apart. s: scratch of g * n floats. */
+struct kern_attn {
+    const float *q;
+    size_t q_stride;
+    float *out;
+    size_t out_stride;
+    const uint8_t *k, *v;
+    size_t stride;
+    int kv_f16;
+    int n, d, g;
+    float scale;
+    float *s;
+};
+
 /* The dispatch table. Every entry is filled with the scalar reference by
  * kern_table_init_ref and may be replaced by an ISA variant. */
 struct kern_table {
@@ -103,6 +122,9 @@ struct kern_table {
     void (*axpy_f16)(float a, const uint16_t *v, float *out, int d); /* out += a*v */
     void (*axpy_f32)(float a, const float *v, float *out, int d);
     void (*f32_to_f16)(const float *x, uint16_t *out, int n);
+    /* fused attention (optional: NULL means the caller composes it from
+     * dot_* and axpy_*, as kern_attn_ref does) */
+    void (*attn)(const struct kern_attn *a);
 };
 
 /* ---- scalar references (the spec and the test oracle) ---------------- */
@@ -122,6 +144,7 @@ float kern_dot_f32_ref(const float *q, const float *k, int d);
 void kern_axpy_f16_ref(float a, const uint16_t *v, float *out, int d);
 void kern_axpy_f32_ref(float a, const float *v, float *out, int d);
 void kern_f32_to_f16_ref(const float *x, uint16_t *out, int n);
+void kern_attn_ref(const struct kern_attn *a);
 
 /* Scalar conversions (portable, exact IEEE semantics, round to nearest even). */
 float kern_f16_to_f32(uint16_t h);

@@ -247,4 +247,5 @@ void kern_x86_avx512_fill(struct kern_table *t)
     t->mm[KQ_F32] = mm_f32;
     t->mm[KQ_BF16] = mm_bf16;
     t->mm[KQ_F16] = mm_f16;
+    kern_x86_avx512_attn_fill(t);
 }

@@ -8,6 +8,8 @@
 void kern_x86_avx2_fill(struct kern_table *t);
 /* Requires the above plus AVX-512 F/BW/VL. */
 void kern_x86_avx512_fill(struct kern_table *t);
+/* The fused attention of the AVX-512 table (same requirements). */
+void kern_x86_avx512_attn_fill(struct kern_table *t);
 /* Requires the above plus AVX-512 VNNI. */
 void kern_x86_avx512vnni_fill(struct kern_table *t);
 
