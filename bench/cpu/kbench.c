@@ -36,6 +36,10 @@ static const struct shape layer[] = {{"q", 2048, 1024},   {"k", 1024, 1024},    
 #define NSHAPE (int)(sizeof layer / sizeof layer[0])
 #define NLAYER 4 /* 126 MB of weights: more than the last-level cache */
 #define TILE 16  /* the forward pass's tokens per kernel call */
+/* a safetensors file aligns tensors to 8 bytes only: rows 56 bytes past
+ * a cache line, as in the test models */
+#define WSKEW 56
+#define REPS 7 /* passes; the best one counts */
 
 /* The forward pass's split: chunks of about rows / (threads * 8), in
  * multiples of 8 rows; every token tile of a chunk is one call. */
@@ -66,17 +70,22 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
     for (int l = 0; l < NLAYER; l++)
         for (int s = 0; s < NSHAPE; s++) {
             size_t cnt = (size_t)layer[s].rows * layer[s].k;
-            w[l][s] = ax_malloc(2 * cnt);
+            w[l][s] = ax_malloc(2 * cnt + WSKEW);
             for (size_t i = 0; i < cnt; i++)
                 w[l][s][i] = kern_f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
         }
     for (int vi = 0; vi < nv; vi++) {
-        double sec[NSHAPE] = {0}, macs[NSHAPE] = {0}, t_all = 0, m_all = 0;
-        for (int rep = 0; rep < 3; rep++)
-            for (int l = 0; l < NLAYER; l++)
-                for (int s = 0; s < NSHAPE; s++) {
-                    const struct shape *sh = &layer[s];
-                    struct kern_mm a = {(const uint8_t *)w[l][s],
+        /* best of REPS passes over all layers, per shape: other load on
+         * the machine only ever slows a pass down */
+        double best[NSHAPE], t_all = 0, m_all = 0;
+        for (int s = 0; s < NSHAPE; s++)
+            best[s] = 1e30;
+        for (int rep = 0; rep < REPS; rep++)
+            for (int s = 0; s < NSHAPE; s++) {
+                const struct shape *sh = &layer[s];
+                double t0 = cpu_s();
+                for (int l = 0; l < NLAYER; l++) {
+                    struct kern_mm a = {(const uint8_t *)w[l][s] + WSKEW,
                                         2 * (size_t)sh->k,
                                         x,
                                         4 * (size_t)sh->k,
@@ -84,16 +93,17 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
                                         (size_t)sh->rows,
                                         n,
                                         sh->k};
-                    double t0 = cpu_s();
                     mm_chunked(v[vi].mm[KQ_BF16], a, sh->rows, threads);
-                    sec[s] += cpu_s() - t0;
-                    macs[s] += (double)sh->rows * sh->k * n;
                 }
+                double dt = cpu_s() - t0;
+                best[s] = dt < best[s] ? dt : best[s];
+            }
         printf("%-36s bf16 prefill n=%d chunks for %d threads:", v[vi].name, n, threads);
         for (int s = 0; s < NSHAPE; s++) {
-            printf(" %s %.1f", layer[s].name, macs[s] / sec[s] * 1e-9);
-            t_all += sec[s];
-            m_all += macs[s];
+            double macs = (double)layer[s].rows * layer[s].k * n * NLAYER;
+            printf(" %s %.1f", layer[s].name, macs / best[s] * 1e-9);
+            t_all += best[s];
+            m_all += macs;
         }
         printf(" | all %.1f GMAC/s\n", m_all / t_all * 1e-9);
     }
