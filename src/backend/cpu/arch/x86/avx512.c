@@ -209,8 +209,12 @@ AI void store4(const struct kern_mm *a, int r, int t, __m128 s, int add)
 }
 
 /* 4 rows x 4 tokens over inputs [e0, e0 + kb); xs: the 4 split tokens of
- * the block, kb apart. add: add to y (a later block) rather than set. */
-AI void bf16_tile44(const struct kern_mm *a, int r, int t, const float *xs, int e0, int kb, int add)
+ * the block, kb apart. add: add to y (a later block) rather than set.
+ * pf (bytes, 0: none): the same inputs of the rows that far on are
+ * prefetched into L1 - the next tile's, which come from L2, or from
+ * memory on the first call of a chunk (+5% and +20% measured). */
+AI void bf16_tile44(const struct kern_mm *a, int r, int t, const float *xs, int e0, int kb, int add,
+                    size_t pf)
 {
     const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
     __m512 acc[16]; /* acc[4 * row + token] */
@@ -230,7 +234,12 @@ AI void bf16_tile44(const struct kern_mm *a, int r, int t, const float *xs, int 
         }
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
+            if (pf)
+                _mm_prefetch((const char *)w[i] + 2 * (size_t)e + pf, _MM_HINT_T0);
             __m512i v = _mm512_loadu_si512((const void *)(w[i] + 2 * (size_t)e));
+            /* keep v in a register: folded into both the shift and the
+             * and, the (usually line-splitting) load ran twice (-4%) */
+            __asm__("" : "+v"(v));
             __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
             __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, himask));
 #pragma GCC unroll 4
@@ -274,7 +283,8 @@ static void mm_bf16(const struct kern_mm *a, int r0, int r1)
              * and the tokens streaming, measured slower) */
             for (int t = 0; t < nt; t += 4)
                 for (int r = r0; r < r4; r += 4)
-                    bf16_tile44(a, r, t0 + t, xs + (size_t)t * kl, e0, kl, e0 > 0);
+                    bf16_tile44(a, r, t0 + t, xs + (size_t)t * kl, e0, kl, e0 > 0,
+                                r + 4 < r4 ? 4 * a->w_stride : 0);
         }
         for (int r = r4; r < r1; r++)
             for (int t = 0; t < nt; t += 4)
