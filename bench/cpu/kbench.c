@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     for (int qt = KQ_BF16; qt < KQ_COUNT; qt++) {
         if (qt == KQ_F16)
             continue;
-        size_t rb = kq_row_bytes(qt, k), xs = kq_is_quant(qt) ? ka_q8_row_bytes(k) : 4 * (size_t)k;
+        size_t rb = kq_row_bytes(qt, k), xs = ka_row_bytes(qt, k);
         uint8_t *w = ax_malloc(rb * rows), *x = ax_malloc(xs * 64);
         float *y = ax_malloc(sizeof(float) * rows * 64);
         for (int r = 0; r < rows; r++) {
@@ -142,16 +142,14 @@ int main(int argc, char **argv)
             if (qt == KQ_BF16)
                 for (int i = 0; i < k; i++)
                     ((uint16_t *)(w + r * rb))[i] = kern_f32_to_bf16(row[i]);
-            else if (qt == KQ_Q8)
-                kern_quant_row_q8(row, k, w + r * rb);
             else
-                kern_quant_row_q4(row, k, w + r * rb);
+                kern_quant_row(qt, row, k, w + r * rb);
         }
         for (int t = 0; t < 64; t++) {
             for (int i = 0; i < k; i++)
                 row[i] = (float)rand() / RAND_MAX - 0.5f;
             if (kq_is_quant(qt))
-                kern_quant_act_ref(row, k, x + t * xs);
+                kern_act_quantiser(&v[0], qt)(row, k, x + t * xs);
             else
                 for (int i = 0; i < k; i++)
                     ((float *)(void *)(x + t * xs))[i] = row[i];
@@ -160,9 +158,13 @@ int main(int argc, char **argv)
             for (int ni = 0; ni < 3; ni++) {
                 struct kern_mm a = {w, rb, x, xs, y, rows, ns[ni], k};
                 double t0 = cpu_s(), macs = 0;
+                /* calls per clock read: reading the thread CPU clock is a
+                 * system call, as long as a small product */
+                int reps = 1 + (int)(4e6 / ((double)rows * k * ns[ni]));
                 while (cpu_s() - t0 < 0.3) {
-                    v[vi].mm[qt](&a, 0, rows);
-                    macs += (double)rows * k * ns[ni];
+                    for (int i = 0; i < reps; i++)
+                        v[vi].mm[qt](&a, 0, rows);
+                    macs += (double)reps * rows * k * ns[ni];
                 }
                 printf("%-36s %-5s n=%-3d %7.1f GMAC/s\n", v[vi].name, kq_name(qt), ns[ni],
                        macs / (cpu_s() - t0) * 1e-9);

@@ -53,11 +53,24 @@ static int kc_fail(const char *what, double got, double want)
 static int kc_conversions(void)
 {
     int f = 0;
-    struct { float x; uint16_t h; } cases[] = {
-        {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff}, {65520.0f, 0x7c00},
-        {65519.0f, 0x7bff}, {5.9604645e-8f, 0x0001}, {2.9802322e-8f, 0x0000},
-        {8.940697e-8f, 0x0002}, {1.0f + 1.0f / 2048, 0x3c00}, {1.0f + 3.0f / 2048, 0x3c02},
-        {6.1035156e-5f, 0x0400}, {-0.0f, 0x8000}, {INFINITY, 0x7c00}, {1e10f, 0x7c00},
+    struct {
+        float x;
+        uint16_t h;
+    } cases[] = {
+        {1.0f, 0x3c00},
+        {-2.0f, 0xc000},
+        {65504.0f, 0x7bff},
+        {65520.0f, 0x7c00},
+        {65519.0f, 0x7bff},
+        {5.9604645e-8f, 0x0001},
+        {2.9802322e-8f, 0x0000},
+        {8.940697e-8f, 0x0002},
+        {1.0f + 1.0f / 2048, 0x3c00},
+        {1.0f + 3.0f / 2048, 0x3c02},
+        {6.1035156e-5f, 0x0400},
+        {-0.0f, 0x8000},
+        {INFINITY, 0x7c00},
+        {1e10f, 0x7c00},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (kern_f32_to_f16(cases[i].x) != cases[i].h)
@@ -71,8 +84,8 @@ static int kc_conversions(void)
     }
     if (kern_f16_to_f32(0x0001) != 5.9604645e-8f || kern_f16_to_f32(0x3555) != 0.333251953125f)
         f += kc_fail("f16->f32", kern_f16_to_f32(0x3555), 0.333251953125);
-    if (kern_f32_to_bf16(1.0f + 1.0f / 256) != 0x3f80 || kern_f32_to_bf16(1.0f + 3.0f / 256)
-        != 0x3f82 || kern_bf16_to_f32(0x3fc0) != 1.5f)
+    if (kern_f32_to_bf16(1.0f + 1.0f / 256) != 0x3f80 ||
+        kern_f32_to_bf16(1.0f + 3.0f / 256) != 0x3f82 || kern_bf16_to_f32(0x3fc0) != 1.5f)
         f += kc_fail("bf16", kern_f32_to_bf16(1.0f + 3.0f / 256), 0x3f82);
     return f;
 }
@@ -86,17 +99,16 @@ static int kc_quant_error(void)
 {
     int f = 0, k = 256;
     float x[256], y[256];
-    uint8_t q[512];
+    uint8_t q[1024];
+    static const enum kq_type qts[] = {KQ_Q8, KQ_Q4, KQ_Q8I, KQ_Q4I};
     for (int rep = 0; rep < 50; rep++) {
         float mag = rep % 5 == 0 ? 1e-3f : rep % 5 == 1 ? 1e-6f : 1.0f;
         for (int i = 0; i < k; i++)
             x[i] = kc_rand() * mag;
-        for (int qt = 0; qt < 2 && !f; qt++) {
-            if (qt == 0)
-                kern_quant_row_q8(x, k, q);
-            else
-                kern_quant_row_q4(x, k, q);
-            kern_row_to_f32(qt ? KQ_Q4 : KQ_Q8, q, k, y);
+        for (int qi = 0; qi < 4 && !f; qi++) {
+            int qt = qts[qi] == KQ_Q4 || qts[qi] == KQ_Q4I; /* 1: a 4-bit type */
+            kern_quant_row(qts[qi], x, k, q);
+            kern_row_to_f32(qts[qi], q, k, y);
             for (int b = 0; b < k / 32; b++) {
                 float amax = 0;
                 for (int j = 0; j < 32; j++)
@@ -121,16 +133,30 @@ static int kc_quant_error(void)
             }
         }
     }
-    /* activation quantisation: codes within 1/254 of the block maximum */
-    uint8_t a[256 + 32];
+    /* activation quantisation: codes within 1/254 of the block maximum;
+     * KA_Q8I holds the same values and the sums of each block's codes */
+    uint8_t a[640], ai[640];
     for (int i = 0; i < k; i++)
         x[i] = kc_rand();
     kern_quant_act_ref(x, k, a);
+    kern_quant_act_i_ref(x, k, ai);
     const float *d = (const float *)a;
     const int8_t *c = (const int8_t *)(d + k / 32);
-    for (int i = 0; i < k; i++)
+    kern_act_to_f32(KQ_Q8I, ai, k, y);
+    for (int i = 0; i < k; i++) {
         if (fabs(d[i / 32] * c[i] - x[i]) > d[i / 32] * 0.5001)
             f += kc_fail("activation quantisation", d[i / 32] * c[i], x[i]);
+        if (y[i] != d[i / 32] * c[i])
+            f += kc_fail("interleaved activation value", y[i], d[i / 32] * c[i]);
+    }
+    for (int b = 0; b < k / 32; b++) {
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++)
+            sum += c[b * 32 + j];
+        if (((const int32_t *)(const void *)ai)[16 + b] != sum)
+            f += kc_fail("interleaved activation block sum",
+                         ((const int32_t *)(const void *)ai)[16 + b], sum);
+    }
     return f;
 }
 
@@ -138,8 +164,8 @@ static int kc_quant_error(void)
 static int kc_ref_products(void)
 {
     int f = 0, k = 96, rows = 5, n = 3;
-    float w[5 * 96], x[3 * 96], wf[96], xf[96], y[3 * 5];
-    uint8_t wq[5 * 400], xq[3 * 400];
+    float w[5 * 96], x[3 * 96], wf[96], xf[96], y[3 * 5], yplain[2][3 * 5];
+    uint8_t wq[5 * 640], xq[3 * 640];
     for (int i = 0; i < rows * k; i++)
         w[i] = kc_rand();
     for (int i = 0; i < n * k; i++)
@@ -151,32 +177,34 @@ static int kc_ref_products(void)
             if (qt == KQ_F32)
                 memcpy(dst, w + r * k, 4 * k);
             for (int i = 0; i < k && (qt == KQ_BF16 || qt == KQ_F16); i++)
-                ((uint16_t *)dst)[i] = qt == KQ_BF16 ? kern_f32_to_bf16(w[r * k + i])
-                                                     : kern_f32_to_f16(w[r * k + i]);
-            if (qt == KQ_Q8)
-                kern_quant_row_q8(w + r * k, k, dst);
-            if (qt == KQ_Q4)
-                kern_quant_row_q4(w + r * k, k, dst);
+                ((uint16_t *)dst)[i] =
+                    qt == KQ_BF16 ? kern_f32_to_bf16(w[r * k + i]) : kern_f32_to_f16(w[r * k + i]);
+            if (kq_is_quant(qt))
+                kern_quant_row(qt, w + r * k, k, dst);
         }
-        size_t xs = kq_is_quant(qt) ? ka_q8_row_bytes(k) : 4 * (size_t)k;
+        size_t xs = ka_row_bytes(qt, k);
+        struct kern_table ref;
+        kern_table_init_ref(&ref);
         for (int t = 0; t < n; t++) {
             if (kq_is_quant(qt))
-                kern_quant_act_ref(x + t * k, k, xq + t * xs);
+                kern_act_quantiser(&ref, qt)(x + t * k, k, xq + t * xs);
             else
                 memcpy(xq + t * xs, x + t * k, 4 * k);
         }
         struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k};
-        struct kern_table ref;
-        kern_table_init_ref(&ref);
         ref.mm[qt](&a, 0, rows);
+        /* the interleaved layouts hold the same values and are summed in
+         * the same order: identical results to the plain layouts */
+        if (qt == KQ_Q8 || qt == KQ_Q4)
+            memcpy(yplain[qt == KQ_Q4], y, sizeof y);
+        if ((qt == KQ_Q8I || qt == KQ_Q4I) && memcmp(y, yplain[qt == KQ_Q4I], sizeof y))
+            f += kc_fail("interleaved reference differs from the plain layout", y[0],
+                         yplain[qt == KQ_Q4I][0]);
         for (int t = 0; t < n; t++)
             for (int r = 0; r < rows; r++) {
                 kern_row_to_f32(qt, wq + r * rb, k, wf);
                 if (kq_is_quant(qt)) {
-                    const float *d = (const float *)(xq + t * xs);
-                    const int8_t *c = (const int8_t *)(d + k / 32);
-                    for (int i = 0; i < k; i++)
-                        xf[i] = d[i / 32] * c[i];
+                    kern_act_to_f32(qt, xq + t * xs, k, xf);
                 } else {
                     memcpy(xf, x + t * k, 4 * k);
                 }
@@ -195,7 +223,10 @@ static int kc_ref_products(void)
     return f;
 }
 
-static int kc_reference(void) { return kc_conversions() + kc_quant_error() + kc_ref_products(); }
+static int kc_reference(void)
+{
+    return kc_conversions() + kc_quant_error() + kc_ref_products();
+}
 
 /* ---- variants vs reference ---------------------------------------------- */
 
@@ -203,8 +234,11 @@ static int kc_reference(void) { return kc_conversions() + kc_quant_error() + kc_
  * r0..r1 computed; rows outside must stay untouched. */
 static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n, int r0, int r1)
 {
-    size_t rb = kq_row_bytes(qt, k), xs = kq_is_quant(qt) ? ka_q8_row_bytes(k) : 4 * (size_t)k;
+    size_t rb = kq_row_bytes(qt, k), xs = ka_row_bytes(qt, k);
     uint8_t *w = ax_malloc(rows * rb), *xb = ax_malloc(n * xs);
+    float *xf = ax_malloc(4 * (size_t)k);
+    struct kern_table ref;
+    kern_table_init_ref(&ref);
     float *row = ax_malloc(4 * (size_t)k), *y0 = ax_malloc(4 * (size_t)n * rows),
           *y1 = ax_malloc(4 * (size_t)n * rows), *sa = ax_malloc(4 * (size_t)n * rows);
     int f = 0;
@@ -213,7 +247,9 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
             row[i] = kc_rand();
         uint8_t *dst = w + r * rb;
         switch (qt) {
-        case KQ_F32: memcpy(dst, row, 4 * (size_t)k); break;
+        case KQ_F32:
+            memcpy(dst, row, 4 * (size_t)k);
+            break;
         case KQ_BF16:
             for (int i = 0; i < k; i++)
                 ((uint16_t *)dst)[i] = kern_f32_to_bf16(row[i]);
@@ -222,23 +258,22 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
             for (int i = 0; i < k; i++)
                 ((uint16_t *)dst)[i] = kern_f32_to_f16(row[i]);
             break;
-        case KQ_Q8: kern_quant_row_q8(row, k, dst); break;
-        case KQ_Q4: kern_quant_row_q4(row, k, dst); break;
+        default:
+            kern_quant_row(qt, row, k, dst);
+            break;
         }
     }
     for (int t = 0; t < n; t++) {
         for (int i = 0; i < k; i++)
             row[i] = kc_rand();
         if (kq_is_quant(qt))
-            kern_quant_act_ref(row, k, xb + t * xs);
+            kern_act_quantiser(&ref, qt)(row, k, xb + t * xs);
         else
             memcpy(xb + t * xs, row, 4 * (size_t)k);
     }
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
     struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k};
-    struct kern_table ref;
-    kern_table_init_ref(&ref);
     ref.mm[qt](&a, r0, r1);
     a.y = y1;
     v->mm[qt](&a, r0, r1);
@@ -247,17 +282,13 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
         for (int r = 0; r < rows; r++) {
             float *wf = row;
             kern_row_to_f32(qt, w + r * rb, k, wf);
+            if (kq_is_quant(qt))
+                kern_act_to_f32(qt, xb + t * xs, k, xf);
+            else
+                memcpy(xf, xb + t * xs, 4 * (size_t)k);
             double s = 0;
-            for (int i = 0; i < k; i++) {
-                float xv;
-                if (kq_is_quant(qt)) {
-                    const float *d = (const float *)(xb + t * xs);
-                    xv = d[i / 32] * ((const int8_t *)(d + k / 32))[i];
-                } else {
-                    xv = ((const float *)(xb + t * xs))[i];
-                }
-                s += fabs((double)wf[i] * xv);
-            }
+            for (int i = 0; i < k; i++)
+                s += fabs((double)wf[i] * xf[i]);
             sa[t * rows + r] = (float)s;
         }
     for (int t = 0; t < n && !f; t++)
@@ -266,14 +297,15 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
             int inside = r >= r0 && r < r1;
             if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa[t * rows + r] + 1e-30) {
                 char what[128];
-                snprintf(what, sizeof what, "%s mm %s rows %d k %d n %d (row %d token %d)",
-                         v->name, kq_name(qt), rows, k, n, r, t);
+                snprintf(what, sizeof what, "%s mm %s rows %d k %d n %d (row %d token %d)", v->name,
+                         kq_name(qt), rows, k, n, r, t);
                 f += kc_fail(what, a1, a0);
                 break;
             }
         }
     ax_free(w);
     ax_free(xb);
+    ax_free(xf);
     ax_free(row);
     ax_free(y0);
     ax_free(y1);
@@ -284,13 +316,13 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
 static int kc_mm(const struct kern_table *v)
 {
     static const int ks_f[] = {1, 7, 8, 33, 100, 129, 1029, 64, 1024};
-    static const int ks_q[] = {32, 64, 96, 160, 1056};
+    static const int ks_q[] = {32, 64, 96, 160, 1056, 512, 1536};
     static const int ns[] = {1, 2, 3, 4, 5, 9};
     static const int rows[] = {1, 3, 4, 5, 13};
     int f = 0;
     for (int qt = KQ_F32; qt < KQ_COUNT; qt++) {
         const int *ks = kq_is_quant(qt) ? ks_q : ks_f;
-        int nk = kq_is_quant(qt) ? 5 : 9;
+        int nk = kq_is_quant(qt) ? 7 : 9;
         for (int ki = 0; ki < nk; ki++)
             for (int ni = 0; ni < 6; ni++)
                 for (int ri = 0; ri < 5; ri++) {
@@ -309,7 +341,7 @@ static int kc_small(const struct kern_table *v)
     int f = 0;
     float q[130], kf[130], o0[130], o1[130];
     uint16_t kh[130], h0[130], h1[130];
-    uint8_t a0[130 * 2 + 64], a1[130 * 2 + 64];
+    uint8_t a0[640], a1[640];
     for (int di = 0; di < 6; di++) {
         int d = ds[di];
         double sa = 0, sh = 0;
@@ -356,10 +388,18 @@ static int kc_small(const struct kern_table *v)
         v->quant_act(x, k, a1);
         if (memcmp(a0, a1, ka_q8_row_bytes(k)))
             f += kc_fail("quant_act differs from the reference", k, 0);
+        memset(a1, 0xa5, sizeof a1); /* every byte must be written */
+        kern_quant_act_i_ref(x, k, a0);
+        v->quant_act_i(x, k, a1);
+        if (memcmp(a0, a1, ka_row_bytes(KQ_Q8I, k)))
+            f += kc_fail("quant_act_i differs from the reference", k, 0);
     }
     return f;
 }
 
-static int kc_variant(const struct kern_table *v) { return kc_small(v) + kc_mm(v); }
+static int kc_variant(const struct kern_table *v)
+{
+    return kc_small(v) + kc_mm(v);
+}
 
 #endif

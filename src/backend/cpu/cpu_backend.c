@@ -87,7 +87,7 @@ struct quant_job {
     const struct model_tensor *src;
     enum kq_type src_type, dst_type;
     int k;
-    int row0;   /* first row of this slice; items are rows from here */
+    int row0; /* first row of this slice; items are rows from here */
     uint8_t *dst;
     float *tmp; /* [n_threads][k] */
 };
@@ -103,10 +103,7 @@ static void quant_item(void *vj, int i, int ith)
     size_t sb = kq_row_bytes(j->src_type, j->k), db = kq_row_bytes(j->dst_type, j->k);
     size_t r = (size_t)j->row0 + (size_t)i;
     kern_row_to_f32(j->src_type, (const uint8_t *)j->src->data + r * sb, j->k, tmp);
-    if (j->dst_type == KQ_Q8)
-        kern_quant_row_q8(tmp, j->k, j->dst + r * db);
-    else
-        kern_quant_row_q4(tmp, j->k, j->dst + r * db);
+    kern_quant_row(j->dst_type, tmp, j->k, j->dst + r * db);
 }
 
 /* After a tensor has been converted its mapped pages are never read again
@@ -130,22 +127,32 @@ static void drop_pages(const void *data, size_t n)
 static enum ax_err dtype_kq(const struct model_tensor *t, enum kq_type *out, char *err)
 {
     switch (t->dtype) {
-    case DT_F32: *out = KQ_F32; return AX_OK;
-    case DT_BF16: *out = KQ_BF16; return AX_OK;
-    case DT_F16: *out = KQ_F16; return AX_OK;
-    default: break;
+    case DT_F32:
+        *out = KQ_F32;
+        return AX_OK;
+    case DT_BF16:
+        *out = KQ_BF16;
+        return AX_OK;
+    case DT_F16:
+        *out = KQ_F16;
+        return AX_OK;
+    default:
+        break;
     }
     return ax_fail(err, AX_EUNSUPPORTED,
                    "tensor %s has dtype %d; the cpu backend reads F32, BF16 and F16", t->name,
                    (int)t->dtype);
 }
 
-static size_t elem_size(enum kq_type t) { return t == KQ_F32 ? 4 : 2; }
+static size_t elem_size(enum kq_type t)
+{
+    return t == KQ_F32 ? 4 : 2;
+}
 
 /* A 2-D weight [rows][k], used in place, or quantised to `quant` when that
  * is Q8/Q4 and k is a whole number of blocks. */
-static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const char *name,
-                               int rows, int k, enum kq_type quant, struct cpu_w *w, char *err)
+static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const char *name, int rows,
+                               int k, enum kq_type quant, struct cpu_w *w, char *err)
 {
     struct model_tensor t;
     int64_t shape[2] = {rows, k};
@@ -157,8 +164,8 @@ static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const c
         return e;
     size_t need = (size_t)rows * kq_row_bytes(st, k);
     if (t.nbytes < need || !t.data)
-        return ax_fail(err, AX_EFORMAT, "tensor %s holds %zu bytes, expected %zu", name,
-                       t.nbytes, need);
+        return ax_fail(err, AX_EFORMAT, "tensor %s holds %zu bytes, expected %zu", name, t.nbytes,
+                       need);
     w->rows = rows;
     w->k = k;
     if (kq_is_quant(quant) && k % KQ_BLOCK == 0) {
@@ -184,8 +191,8 @@ static enum ax_err load_matrix(struct cpu_ctx *c, const struct model *m, const c
         w->stride = rb;
     } else {
         if (kq_is_quant(quant))
-            ax_warn("cpu: %s has %d inputs, not a multiple of %d: kept as %s", name, k,
-                    KQ_BLOCK, kq_name(st));
+            ax_warn("cpu: %s has %d inputs, not a multiple of %d: kept as %s", name, k, KQ_BLOCK,
+                    kq_name(st));
         w->type = st;
         w->stride = kq_row_bytes(st, k);
         w->data = t.data;
@@ -288,8 +295,7 @@ static void prefault_all(const struct cpu_ctx *c)
     prefault(&c->lm_head);
 }
 
-static enum ax_err load_weights(struct cpu_ctx *c, const struct model *m, enum kq_type q,
-                                char *err)
+static enum ax_err load_weights(struct cpu_ctx *c, const struct model *m, enum kq_type q, char *err)
 {
     const struct qwen3_config *k = &c->c;
     c->layers = ax_calloc((size_t)k->n_layers, sizeof *c->layers);
@@ -297,8 +303,8 @@ static enum ax_err load_weights(struct cpu_ctx *c, const struct model *m, enum k
         return ax_fail(err, AX_ENOMEM, "out of memory for %d layers", k->n_layers);
     enum ax_err e;
     /* The embedding is only gathered from (one row per token): as stored. */
-    if ((e = load_matrix(c, m, "model.embed_tokens.weight", k->vocab, k->hidden, KQ_F32,
-                         &c->embed, err)))
+    if ((e = load_matrix(c, m, "model.embed_tokens.weight", k->vocab, k->hidden, KQ_F32, &c->embed,
+                         err)))
         return e;
     c->weight_bytes = 0;
     if (kq_is_quant(q)) {
@@ -335,16 +341,20 @@ static enum ax_err check_config(const struct qwen3_config *k, char *err)
 {
     if (k->hidden < 1 || k->intermediate < 1 || k->n_layers < 1 || k->n_heads < 1 ||
         k->n_kv_heads < 1 || k->head_dim < 2 || k->vocab < 1 || k->max_pos < 1)
-        return ax_fail(err, AX_EFORMAT, "config.json: sizes must be positive (hidden %d, "
+        return ax_fail(err, AX_EFORMAT,
+                       "config.json: sizes must be positive (hidden %d, "
                        "intermediate %d, layers %d, heads %d, kv heads %d, head_dim %d, vocab %d)",
                        k->hidden, k->intermediate, k->n_layers, k->n_heads, k->n_kv_heads,
                        k->head_dim, k->vocab);
     if (k->head_dim % 2 || k->n_heads % k->n_kv_heads)
-        return ax_fail(err, AX_EFORMAT, "config.json: head_dim %d must be even and heads %d a "
-                       "multiple of kv heads %d", k->head_dim, k->n_heads, k->n_kv_heads);
+        return ax_fail(err, AX_EFORMAT,
+                       "config.json: head_dim %d must be even and heads %d a "
+                       "multiple of kv heads %d",
+                       k->head_dim, k->n_heads, k->n_kv_heads);
     if (k->hidden > (1 << 16) || k->intermediate > (1 << 18) || k->head_dim > 1024 ||
         k->n_heads > 1024 || k->n_layers > 1024 || k->vocab > (1 << 24))
-        return ax_fail(err, AX_EFORMAT, "config.json: sizes beyond what the cpu backend "
+        return ax_fail(err, AX_EFORMAT,
+                       "config.json: sizes beyond what the cpu backend "
                        "supports");
     if (!(k->rope_theta > 0) || !(k->rms_eps > 0))
         return ax_fail(err, AX_EFORMAT, "config.json: rope_theta and rms_norm_eps must be > 0");
@@ -376,8 +386,10 @@ static enum ax_err parse_opts(const struct backend_opts *o, const struct qwen3_c
     if (c->n_slots > 1024 || o->n_slots < 0)
         return ax_fail(err, AX_EINVAL, "slot count %d out of range 1..1024", o->n_slots);
     if (o->n_ctx < 0 || c->n_ctx > k->max_pos)
-        return ax_fail(err, AX_EINVAL, "context %d out of range 1..%d "
-                       "(max_position_embeddings)", o->n_ctx, k->max_pos);
+        return ax_fail(err, AX_EINVAL,
+                       "context %d out of range 1..%d "
+                       "(max_position_embeddings)",
+                       o->n_ctx, k->max_pos);
     return AX_OK;
 }
 
@@ -405,11 +417,14 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     c->kcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, &kvb);
     c->vcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, NULL);
     if (!c->kcache || !c->vcache)
-        return ax_fail(err, AX_ENOMEM, "out of memory for the KV cache (2 x %zu bytes for %d "
-                       "slots x %d tokens): lower --slots or --ctx", kvb, c->n_slots, c->n_ctx);
+        return ax_fail(err, AX_ENOMEM,
+                       "out of memory for the KV cache (2 x %zu bytes for %d "
+                       "slots x %d tokens): lower --slots or --ctx",
+                       kvb, c->n_slots, c->n_ctx);
     size_t xw = H > QD ? H : QD;
     xw = xw > I ? xw : I;
-    c->xq_stride = ka_q8_row_bytes((int)xw);
+    /* room for either quantised activation layout (KA_Q8I is the wider) */
+    c->xq_stride = ka_row_bytes(KQ_Q8I, (int)xw);
     c->x = alloc_n(c, cap, H, 4, NULL);
     c->xb = alloc_n(c, cap, H, 4, NULL);
     c->xb2 = alloc_n(c, cap, H, 4, NULL);
@@ -458,8 +473,10 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
                              struct backend *b, char *err)
 {
     if (model_kind(m) != MODEL_HF)
-        return ax_fail(err, AX_EUNSUPPORTED, "the cpu backend needs an HF checkpoint "
-                       "(config.json + safetensors) in %s", model_dir(m));
+        return ax_fail(err, AX_EUNSUPPORTED,
+                       "the cpu backend needs an HF checkpoint "
+                       "(config.json + safetensors) in %s",
+                       model_dir(m));
     struct cpu_ctx *c = ax_calloc(1, sizeof *c);
     if (!c)
         return ax_fail(err, AX_ENOMEM, "out of memory opening the cpu backend");
@@ -472,6 +489,9 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
     if (!e) {
         kern_table_init_ref(&c->kt);
         kern_arch_init(&c->kt);
+        /* the kernels pick the layout of the quantised weights */
+        quant = quant == KQ_Q8 ? c->kt.q8_type : quant == KQ_Q4 ? c->kt.q4_type : quant;
+        c->quant_act = kern_act_quantiser(&c->kt, quant);
         e = pool_create(c->n_threads, &c->pool, err);
     }
     if (!e)
@@ -483,10 +503,9 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
         return e;
     }
     ax_info("cpu: kernels %s, %d threads, weights %s (%.1f MiB read per token), KV %s, "
-            "%d slots x %d tokens", c->kt.name, c->n_threads,
-            kq_is_quant(quant) ? kq_name(quant) : "as stored",
-            (double)c->weight_bytes / 1048576.0, c->kv_f16 ? "f16" : "f32", c->n_slots,
-            c->n_ctx);
+            "%d slots x %d tokens",
+            c->kt.name, c->n_threads, kq_is_quant(quant) ? kq_name(quant) : "as stored",
+            (double)c->weight_bytes / 1048576.0, c->kv_f16 ? "f16" : "f32", c->n_slots, c->n_ctx);
     b->ops = &cpu_ops;
     b->ctx = c;
     b->lim.n_ctx = c->n_ctx;

@@ -122,14 +122,14 @@ static void norm_row(struct cpu_ctx *c, const void *va, int t, int ith)
             x[i] += a->add[(size_t)t * H + i];
     kern_rmsnorm(x, a->w, H, (float)c->c.rms_eps, xb);
     if (a->quant)
-        c->kt.quant_act(xb, H, c->xq + (size_t)t * c->xq_stride);
+        c->quant_act(xb, H, c->xq + (size_t)t * c->xq_stride);
 }
 
 static void quant_row(struct cpu_ctx *c, const void *va, int t, int ith)
 {
     (void)ith;
     const struct { const float *x; int k; } *a = va;
-    c->kt.quant_act(a->x + (size_t)t * a->k, a->k, c->xq + (size_t)t * c->xq_stride);
+    c->quant_act(a->x + (size_t)t * a->k, a->k, c->xq + (size_t)t * c->xq_stride);
 }
 
 static void quant_rows(struct cpu_ctx *c, const float *x, int k, int n)
@@ -214,7 +214,7 @@ static void swiglu_row(struct cpu_ctx *c, const void *va, int t, int ith)
     float *a = c->hb + (size_t)t * I;
     kern_silu_mul(a, c->hb2 + (size_t)t * I, I);
     if (quant)
-        c->kt.quant_act(a, I, c->xq + (size_t)t * c->xq_stride);
+        c->quant_act(a, I, c->xq + (size_t)t * c->xq_stride);
 }
 
 /* Final residual and norm for the rows that want logits, packed into xb. */
@@ -229,7 +229,7 @@ static void final_row(struct cpu_ctx *c, const void *va, int i, int ith)
         x[j] += add[j];
     kern_rmsnorm(x, c->final_norm, H, (float)c->c.rms_eps, c->xb + (size_t)i * H);
     if (kq_is_quant(c->lm_head.type))
-        c->kt.quant_act(c->xb + (size_t)i * H, H, c->xq + (size_t)i * c->xq_stride);
+        c->quant_act(c->xb + (size_t)i * H, H, c->xq + (size_t)i * c->xq_stride);
 }
 
 static void embed_row(struct cpu_ctx *c, const void *va, int t, int ith)

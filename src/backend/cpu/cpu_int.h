@@ -25,16 +25,17 @@ struct cpu_w {
 };
 
 struct cpu_layer {
-    struct cpu_w q, k, v, o;       /* [NH*D][H], [KV*D][H] x2, [H][NH*D] */
-    struct cpu_w gate, up, down;   /* [I][H] x2, [H][I] */
-    float *attn_norm, *ffn_norm;   /* [H], f32 copies */
-    float *q_norm, *k_norm;        /* [D], f32 copies */
+    struct cpu_w q, k, v, o;     /* [NH*D][H], [KV*D][H] x2, [H][NH*D] */
+    struct cpu_w gate, up, down; /* [I][H] x2, [H][I] */
+    float *attn_norm, *ffn_norm; /* [H], f32 copies */
+    float *q_norm, *k_norm;      /* [D], f32 copies */
 };
 
 struct cpu_ctx {
     uint32_t magic;
     struct qwen3_config c;
     struct kern_table kt;
+    kern_quant_fn quant_act; /* activations for the quantised weights (NULL if none) */
     struct pool *pool;
     int n_threads;
 
@@ -45,32 +46,32 @@ struct cpu_ctx {
     float *final_norm;        /* [H] */
     void **owned;             /* buffers allocated at load, freed with the ctx */
     int n_owned, cap_owned;
-    uint8_t *arena;           /* one huge-page buffer for the quantised layer weights */
+    uint8_t *arena; /* one huge-page buffer for the quantised layer weights */
     size_t arena_left;
-    size_t weight_bytes;      /* bytes of matrices read per token (incl. lm_head) */
+    size_t weight_bytes; /* bytes of matrices read per token (incl. lm_head) */
 
     /* KV cache: [slot][layer][pos][kv_dim] of f16 or f32 */
     int kv_f16;
-    size_t kv_elem;           /* 2 or 4 bytes */
+    size_t kv_elem; /* 2 or 4 bytes */
     int n_ctx, n_slots;
-    size_t kv_dim;            /* n_kv_heads * head_dim */
+    size_t kv_dim; /* n_kv_heads * head_dim */
     uint8_t *kcache, *vcache;
     float *rope_cos, *rope_sin; /* [n_ctx][head_dim/2] */
 
     /* scratch, sized at load for CPU_MAX_TOKENS rows */
     int cap;
-    float *x, *xb, *xb2;      /* [cap][H] */
-    float *q, *att;           /* [cap][NH*D] */
-    float *k, *v;             /* [cap][KV*D] */
-    float *hb, *hb2;          /* [cap][I] */
-    uint8_t *xq;              /* [cap] KA_Q8 rows of the widest input */
+    float *x, *xb, *xb2; /* [cap][H] */
+    float *q, *att;      /* [cap][NH*D] */
+    float *k, *v;        /* [cap][KV*D] */
+    float *hb, *hb2;     /* [cap][I] */
+    uint8_t *xq;         /* [cap] KA_Q8 rows of the widest input */
     size_t xq_stride;
-    float *scores;            /* [n_threads][n_ctx] */
-    float *logits;            /* [CPU_MAX_BATCH][vocab] */
-    int32_t *t_tok;           /* per token of a pass: id, position, slot */
+    float *scores;  /* [n_threads][n_ctx] */
+    float *logits;  /* [CPU_MAX_BATCH][vocab] */
+    int32_t *t_tok; /* per token of a pass: id, position, slot */
     int *t_pos, *t_slot;
-    int *l_row;               /* rows of the pass that need logits */
-    float **l_out;            /* where each of those rows' logits go */
+    int *l_row;    /* rows of the pass that need logits */
+    float **l_out; /* where each of those rows' logits go */
 };
 
 enum ax_err cpu_forward(void *ctx, const struct backend_seq *seqs, int n_seqs, char *err);

@@ -11,15 +11,31 @@
 
 /* ---- formats ----------------------------------------------------------- */
 
+/* Groups of KQ_GROUP blocks in a row of k (interleaved layouts). */
+static int n_groups(int k)
+{
+    return (k / KQ_BLOCK + KQ_GROUP - 1) / KQ_GROUP;
+}
+
 const char *kq_name(enum kq_type t)
 {
     switch (t) {
-    case KQ_F32: return "f32";
-    case KQ_BF16: return "bf16";
-    case KQ_F16: return "f16";
-    case KQ_Q8: return "q8";
-    case KQ_Q4: return "q4";
-    case KQ_COUNT: break;
+    case KQ_F32:
+        return "f32";
+    case KQ_BF16:
+        return "bf16";
+    case KQ_F16:
+        return "f16";
+    case KQ_Q8:
+        return "q8";
+    case KQ_Q4:
+        return "q4";
+    case KQ_Q8I:
+        return "q8i";
+    case KQ_Q4I:
+        return "q4i";
+    case KQ_COUNT:
+        break;
     }
     return "?";
 }
@@ -28,19 +44,61 @@ size_t kq_row_bytes(enum kq_type t, int k)
 {
     size_t n = (size_t)k;
     switch (t) {
-    case KQ_F32: return 4 * n;
+    case KQ_F32:
+        return 4 * n;
     case KQ_BF16:
-    case KQ_F16: return 2 * n;
-    case KQ_Q8: return 2 * (n / KQ_BLOCK) + n;
-    case KQ_Q4: return 2 * (n / KQ_BLOCK) + n / 2;
-    case KQ_COUNT: break;
+    case KQ_F16:
+        return 2 * n;
+    case KQ_Q8:
+        return 2 * (n / KQ_BLOCK) + n;
+    case KQ_Q4:
+        return 2 * (n / KQ_BLOCK) + n / 2;
+    case KQ_Q8I:
+        return (size_t)n_groups(k) * (2 * KQ_GROUP + KQ_GROUP * KQ_BLOCK);
+    case KQ_Q4I:
+        return (size_t)n_groups(k) * (2 * KQ_GROUP + KQ_GROUP * KQ_BLOCK / 2);
+    case KQ_COUNT:
+        break;
     }
     return 0;
 }
 
-int kq_is_quant(enum kq_type t) { return t == KQ_Q8 || t == KQ_Q4; }
+int kq_is_quant(enum kq_type t)
+{
+    return t == KQ_Q8 || t == KQ_Q4 || t == KQ_Q8I || t == KQ_Q4I;
+}
 
-size_t ka_q8_row_bytes(int k) { return 4 * ((size_t)k / KQ_BLOCK) + (size_t)k; }
+static int is_interleaved(enum kq_type t)
+{
+    return t == KQ_Q8I || t == KQ_Q4I;
+}
+
+size_t ka_q8_row_bytes(int k)
+{
+    return 4 * ((size_t)k / KQ_BLOCK) + (size_t)k;
+}
+
+size_t ka_row_bytes(enum kq_type t, int k)
+{
+    if (is_interleaved(t))
+        return (size_t)n_groups(k) * (8 * KQ_GROUP + KQ_GROUP * KQ_BLOCK);
+    return kq_is_quant(t) ? ka_q8_row_bytes(k) : 4 * (size_t)k;
+}
+
+/* Byte of element e (0..31) of block l (0..15) within a group's codes, and
+ * for Q4I which nibble holds it (0 low, 1 high). See kernels.h. */
+static size_t q8i_at(int l, int e)
+{
+    return 64 * (size_t)(e / 4) + 4 * (size_t)l + (size_t)(e % 4);
+}
+static size_t q4i_at(int l, int e)
+{
+    return 64 * (size_t)(e / 8) + 4 * (size_t)l + (size_t)(e % 4);
+}
+static int q4i_high(int e)
+{
+    return e / 4 % 2;
+}
 
 /* ---- scalar conversions ------------------------------------------------ */
 
@@ -92,7 +150,10 @@ uint16_t kern_f32_to_f16(float f)
     return sign | (uint16_t)h;
 }
 
-float kern_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float kern_bf16_to_f32(uint16_t h)
+{
+    return bits_f32((uint32_t)h << 16);
+}
 
 uint16_t kern_f32_to_bf16(float f)
 {
@@ -204,72 +265,215 @@ void kern_mm_ref_q4(const struct kern_mm *a, int r0, int r1)
     }
 }
 
+/* The interleaved layouts: the same sums as kern_mm_ref_q8/q4, block by
+ * block in the same order, reading each element where the layout puts it. */
+static int32_t block_dot_i(int q4, const uint8_t *wg, const int8_t *xg, int l)
+{
+    int32_t is = 0;
+    for (int e = 0; e < KQ_BLOCK; e++) {
+        int w = q4 ? (wg[q4i_at(l, e)] >> (4 * q4i_high(e)) & 0xf) - 8 : wg[q8i_at(l, e)] - 128;
+        is += w * xg[q8i_at(l, e)];
+    }
+    return is;
+}
+
+static void mm_ref_i(const struct kern_mm *a, int q4, int r0, int r1)
+{
+    int nb = a->k / KQ_BLOCK, ng = n_groups(a->k);
+    size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *wd = (const uint16_t *)w_row(a, r);
+        const uint8_t *wc = (const uint8_t *)(wd + (size_t)KQ_GROUP * ng);
+        for (int t = 0; t < a->n; t++) {
+            const float *xd = (const float *)(const void *)x_row(a, t);
+            const int8_t *xc = (const int8_t *)(xd + 2 * (size_t)KQ_GROUP * ng);
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                int g = b / KQ_GROUP, l = b % KQ_GROUP;
+                int32_t is = block_dot_i(q4, wc + g * gw, xc + (size_t)g * KQ_GROUP * KQ_BLOCK, l);
+                s += kern_f16_to_f32(wd[b]) * xd[b] * (float)is;
+            }
+            a->y[(size_t)t * a->y_stride + r] = s;
+        }
+    }
+}
+
+void kern_mm_ref_q8i(const struct kern_mm *a, int r0, int r1)
+{
+    mm_ref_i(a, 0, r0, r1);
+}
+void kern_mm_ref_q4i(const struct kern_mm *a, int r0, int r1)
+{
+    mm_ref_i(a, 1, r0, r1);
+}
+
 /* ---- quantisers -------------------------------------------------------- */
 
 static float block_amax(const float *x)
 {
     float m = 0;
-    for (int j = 0; j < KQ_BLOCK; j++)
-        m = fmaxf(m, fabsf(x[j]));
+    for (int j = 0; j < KQ_BLOCK; j++) /* as fmaxf (NaN ignored), but vectorisable */
+        m = fabsf(x[j]) > m ? fabsf(x[j]) : m;
     return m;
 }
 
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+/* round(v) clamped to [lo, hi], rounding to nearest even as lrintf does in
+ * the default mode, but inline: adding and removing 1.5 * 2^23 leaves the
+ * rounded value of any |v| < 2^22. NaN clamps to lo. */
+static int round_clamp(float v, int lo, int hi)
+{
+    v = v >= (float)lo ? v : (float)lo;
+    v = v <= (float)hi ? v : (float)hi;
+    return (int)((v + 12582912.0f) - 12582912.0f);
+}
+
+/* One activation block: scale amax/127, codes rounded to nearest. */
+static float quant_act_block(const float *xb, int8_t *q)
+{
+    float amax = block_amax(xb);
+    float id = amax > 0 ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < KQ_BLOCK; j++)
+        q[j] = (int8_t)round_clamp(xb[j] * id, -127, 127);
+    return amax / 127.0f;
+}
 
 void kern_quant_act_ref(const float *x, int k, uint8_t *out)
 {
     int nb = k / KQ_BLOCK;
     float *d = (float *)(void *)out;
     int8_t *q = (int8_t *)(d + nb);
+    for (int b = 0; b < nb; b++)
+        d[b] = quant_act_block(x + (size_t)b * KQ_BLOCK, q + (size_t)b * KQ_BLOCK);
+}
+
+void kern_quant_act_i_ref(const float *x, int k, uint8_t *out)
+{
+    int nb = k / KQ_BLOCK, ng = n_groups(k);
+    memset(out, 0, ka_row_bytes(KQ_Q8I, k));
+    float *d = (float *)(void *)out;
+    int32_t *sum = (int32_t *)(void *)(d + (size_t)KQ_GROUP * ng);
+    int8_t *codes = (int8_t *)(sum + (size_t)KQ_GROUP * ng);
     for (int b = 0; b < nb; b++) {
-        const float *xb = x + (size_t)b * KQ_BLOCK;
-        float amax = block_amax(xb);
-        d[b] = amax / 127.0f;
-        float id = amax > 0 ? 127.0f / amax : 0.0f;
-        for (int j = 0; j < KQ_BLOCK; j++)
-            q[b * KQ_BLOCK + j] = (int8_t)clampi((int)lrintf(xb[j] * id), -127, 127);
+        int8_t q[KQ_BLOCK];
+        int8_t *g = codes + (size_t)(b / KQ_GROUP) * KQ_GROUP * KQ_BLOCK;
+        d[b] = quant_act_block(x + (size_t)b * KQ_BLOCK, q);
+        for (int e = 0; e < KQ_BLOCK; e++) {
+            g[q8i_at(b % KQ_GROUP, e)] = q[e];
+            sum[b] += q[e];
+        }
     }
 }
 
-/* The scale is stored as f16, so quantise with the rounded scale: the
- * stored codes then reproduce x as closely as that scale allows. */
+/* One Q8 weight block. The scale is stored as f16, so quantise with the
+ * rounded scale: the codes then reproduce x as closely as that scale
+ * allows. */
+static uint16_t quant_q8_block(const float *xb, int8_t *q)
+{
+    uint16_t d = kern_f32_to_f16(block_amax(xb) / 127.0f);
+    float ds = kern_f16_to_f32(d);
+    float id = ds > 0 ? 1.0f / ds : 0.0f;
+    for (int j = 0; j < KQ_BLOCK; j++)
+        q[j] = (int8_t)round_clamp(xb[j] * id, -127, 127);
+    return d;
+}
+
+/* One Q4 weight block as nibbles 0..15. The element of largest magnitude
+ * maps to code 0 (value -8 * d), which uses the asymmetric range -8..7
+ * fully, as Q4_0 does. */
+static uint16_t quant_q4_block(const float *xb, uint8_t *n)
+{
+    /* the first element of the largest magnitude, with its sign */
+    float amax = block_amax(xb), mx = 0;
+    for (int j = 0; j < KQ_BLOCK; j++)
+        if (fabsf(xb[j]) == amax) {
+            mx = xb[j];
+            break;
+        }
+    uint16_t d = kern_f32_to_f16(mx / -8.0f);
+    float ds = kern_f16_to_f32(d);
+    float id = ds != 0 ? 1.0f / ds : 0.0f;
+    for (int j = 0; j < KQ_BLOCK; j++)
+        n[j] = (uint8_t)(round_clamp(xb[j] * id, -8, 7) + 8);
+    return d;
+}
+
 void kern_quant_row_q8(const float *x, int k, uint8_t *out)
 {
     int nb = k / KQ_BLOCK;
     uint16_t *d = (uint16_t *)out;
     int8_t *q = (int8_t *)(d + nb);
-    for (int b = 0; b < nb; b++) {
-        const float *xb = x + (size_t)b * KQ_BLOCK;
-        d[b] = kern_f32_to_f16(block_amax(xb) / 127.0f);
-        float ds = kern_f16_to_f32(d[b]);
-        float id = ds > 0 ? 1.0f / ds : 0.0f;
-        for (int j = 0; j < KQ_BLOCK; j++)
-            q[b * KQ_BLOCK + j] = (int8_t)clampi((int)lrintf(xb[j] * id), -127, 127);
-    }
+    for (int b = 0; b < nb; b++)
+        d[b] = quant_q8_block(x + (size_t)b * KQ_BLOCK, q + (size_t)b * KQ_BLOCK);
 }
 
-/* The element of largest magnitude maps to code 0 (value -8 * d), which
- * uses the asymmetric range -8..7 fully, as Q4_0 does. */
 void kern_quant_row_q4(const float *x, int k, uint8_t *out)
 {
     int nb = k / KQ_BLOCK;
     uint16_t *d = (uint16_t *)out;
     uint8_t *p = (uint8_t *)(d + nb);
     for (int b = 0; b < nb; b++) {
+        uint8_t n[KQ_BLOCK];
+        d[b] = quant_q4_block(x + (size_t)b * KQ_BLOCK, n);
+        for (int j = 0; j < 16; j++)
+            p[b * 16 + j] = (uint8_t)(n[j] | n[j + 16] << 4);
+    }
+}
+
+/* Interleaved rows: padding blocks get scale 0 and the code of value 0. */
+static void quant_row_i(int q4, const float *x, int k, uint8_t *out)
+{
+    int nb = k / KQ_BLOCK, ng = n_groups(k);
+    size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
+    uint16_t *d = (uint16_t *)out;
+    uint8_t *codes = (uint8_t *)(d + (size_t)KQ_GROUP * ng);
+    memset(d, 0, 2 * (size_t)KQ_GROUP * ng);
+    memset(codes, q4 ? 0x88 : 0x80, gw * ng);
+    for (int b = 0; b < nb; b++) {
+        uint8_t *g = codes + (size_t)(b / KQ_GROUP) * gw;
+        int l = b % KQ_GROUP;
         const float *xb = x + (size_t)b * KQ_BLOCK;
-        float mx = 0;
-        for (int j = 0; j < KQ_BLOCK; j++)
-            if (fabsf(xb[j]) > fabsf(mx))
-                mx = xb[j];
-        d[b] = kern_f32_to_f16(mx / -8.0f);
-        float ds = kern_f16_to_f32(d[b]);
-        float id = ds != 0 ? 1.0f / ds : 0.0f;
-        for (int j = 0; j < 16; j++) {
-            int lo = clampi((int)lrintf(xb[j] * id) + 8, 0, 15);
-            int hi = clampi((int)lrintf(xb[j + 16] * id) + 8, 0, 15);
-            p[b * 16 + j] = (uint8_t)(lo | hi << 4);
+        if (q4) {
+            uint8_t n[KQ_BLOCK];
+            d[b] = quant_q4_block(xb, n);
+            for (int e = 0; e < KQ_BLOCK; e++) {
+                uint8_t *p = g + q4i_at(l, e);
+                int sh = 4 * q4i_high(e);
+                *p = (uint8_t)((*p & ~(0xf << sh)) | n[e] << sh);
+            }
+        } else {
+            int8_t q[KQ_BLOCK];
+            d[b] = quant_q8_block(xb, q);
+            for (int e = 0; e < KQ_BLOCK; e++)
+                g[q8i_at(l, e)] = (uint8_t)(q[e] + 128);
         }
     }
+}
+
+void kern_quant_row(enum kq_type t, const float *x, int k, uint8_t *out)
+{
+    switch (t) {
+    case KQ_Q8:
+        kern_quant_row_q8(x, k, out);
+        return;
+    case KQ_Q4:
+        kern_quant_row_q4(x, k, out);
+        return;
+    case KQ_Q8I:
+        quant_row_i(0, x, k, out);
+        return;
+    case KQ_Q4I:
+        quant_row_i(1, x, k, out);
+        return;
+    default:
+        return;
+    }
+}
+
+kern_quant_fn kern_act_quantiser(const struct kern_table *kt, enum kq_type t)
+{
+    if (!kq_is_quant(t))
+        return NULL;
+    return is_interleaved(t) ? kt->quant_act_i : kt->quant_act;
 }
 
 void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
@@ -277,7 +481,9 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
     const uint16_t *h = (const uint16_t *)row;
     int nb = k / KQ_BLOCK;
     switch (t) {
-    case KQ_F32: memcpy(out, row, (size_t)k * 4); return;
+    case KQ_F32:
+        memcpy(out, row, (size_t)k * 4);
+        return;
     case KQ_BF16:
         for (int i = 0; i < k; i++)
             out[i] = kern_bf16_to_f32(h[i]);
@@ -300,7 +506,39 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
             }
         }
         return;
-    case KQ_COUNT: break;
+    case KQ_Q8I:
+    case KQ_Q4I: {
+        int q4 = t == KQ_Q4I, ng = n_groups(k);
+        size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
+        const uint8_t *codes = (const uint8_t *)(h + (size_t)KQ_GROUP * ng);
+        for (int i = 0; i < k; i++) {
+            int b = i / KQ_BLOCK, e = i % KQ_BLOCK, l = b % KQ_GROUP;
+            const uint8_t *g = codes + (size_t)(b / KQ_GROUP) * gw;
+            int v = q4 ? (g[q4i_at(l, e)] >> (4 * q4i_high(e)) & 0xf) - 8 : g[q8i_at(l, e)] - 128;
+            out[i] = kern_f16_to_f32(h[b]) * (float)v;
+        }
+        return;
+    }
+    case KQ_COUNT:
+        break;
+    }
+}
+
+void kern_act_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
+{
+    const float *d = (const float *)(const void *)row;
+    int nb = k / KQ_BLOCK, ng = n_groups(k);
+    if (!is_interleaved(t)) {
+        const int8_t *q = (const int8_t *)(d + nb);
+        for (int i = 0; i < k; i++)
+            out[i] = d[i / KQ_BLOCK] * (float)q[i];
+        return;
+    }
+    const int8_t *codes = (const int8_t *)(d + 2 * (size_t)KQ_GROUP * ng);
+    for (int i = 0; i < k; i++) {
+        int b = i / KQ_BLOCK;
+        const int8_t *g = codes + (size_t)(b / KQ_GROUP) * KQ_GROUP * KQ_BLOCK;
+        out[i] = d[b] * (float)g[q8i_at(b % KQ_GROUP, i % KQ_BLOCK)];
     }
 }
 
@@ -397,7 +635,12 @@ void kern_table_init_ref(struct kern_table *t)
     t->mm[KQ_F16] = kern_mm_ref_f16;
     t->mm[KQ_Q8] = kern_mm_ref_q8;
     t->mm[KQ_Q4] = kern_mm_ref_q4;
+    t->mm[KQ_Q8I] = kern_mm_ref_q8i;
+    t->mm[KQ_Q4I] = kern_mm_ref_q4i;
+    t->q8_type = KQ_Q8;
+    t->q4_type = KQ_Q4;
     t->quant_act = kern_quant_act_ref;
+    t->quant_act_i = kern_quant_act_i_ref;
     t->dot_f16 = kern_dot_f16_ref;
     t->dot_f32 = kern_dot_f32_ref;
     t->axpy_f16 = kern_axpy_f16_ref;

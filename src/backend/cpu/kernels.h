@@ -17,9 +17,27 @@
  *            bytes p[16b .. 16b+15]: byte j holds element 32b+j in its low
  *            nibble and element 32b+j+16 in its high nibble;
  *            value = d[b] * (nibble - 8)
+ *   KQ_Q8I, KQ_Q4I  the same values, laid out for integer dot-product
+ *            instructions that sum 4 byte products into each 32-bit lane
+ *            (vpdpbusd, sdot): blocks go in groups of 16, one block per
+ *            lane, so one instruction advances 16 blocks by 4 elements and
+ *            a group needs one scale step instead of one per block.
+ *            ng = ceil(k/512) groups; blocks past k/32 are padding (scale
+ *            0, value 0). Row: uint16 d[16*ng] (f16 scales), then per
+ *            group the codes of its 16 blocks, in 64-byte steps:
+ *   KQ_Q8I   512 bytes per group; step u (0..7), byte 4l+m = element 4u+m
+ *            of block l, stored as q+128 (0..255); value = d * (code-128)
+ *   KQ_Q4I   256 bytes per group; step c (0..3), byte 4l+m: low nibble =
+ *            element 8c+m of block l, high nibble = element 8c+4+m;
+ *            value = d * (nibble - 8)
  * Activations for KQ_Q8/KQ_Q4 weights are quantised per row into KA_Q8:
  *            float d[k/32], then int8 q[k]; value = d[b] * q[i]
- * Quantised formats need k % 32 == 0. */
+ * and for KQ_Q8I/KQ_Q4I weights into KA_Q8I: float d[16*ng], int32
+ *            s[16*ng] (sum of the block's codes, for the weight offsets),
+ *            then per group 512 bytes of int8 codes laid out as KQ_Q8I
+ *            (signed, no offset); padding blocks are all zero.
+ * Quantised formats need k % 32 == 0. Which layout --quant uses is the
+ * kernel table's choice (q8_type, q4_type): the values are the same. */
 #ifndef AX_BACKEND_CPU_KERNELS_H
 #define AX_BACKEND_CPU_KERNELS_H
 
@@ -28,15 +46,29 @@
 
 #define KQ_BLOCK 32
 
-enum kq_type { KQ_F32 = 0, KQ_BF16 = 1, KQ_F16 = 2, KQ_Q8 = 3, KQ_Q4 = 4, KQ_COUNT = 5 };
+#define KQ_GROUP 16 /* blocks per group in the interleaved layouts */
+
+enum kq_type {
+    KQ_F32 = 0,
+    KQ_BF16 = 1,
+    KQ_F16 = 2,
+    KQ_Q8 = 3,
+    KQ_Q4 = 4,
+    KQ_Q8I = 5,
+    KQ_Q4I = 6,
+    KQ_COUNT = 7
+};
 
 const char *kq_name(enum kq_type t);
 /* Bytes of one row of k weights in format t (k % 32 == 0 for Q8/Q4). */
 size_t kq_row_bytes(enum kq_type t, int k);
-/* 1 if weights of type t take quantised (KA_Q8) activations. */
+/* 1 if weights of type t take quantised (KA_Q8 or KA_Q8I) activations. */
 int kq_is_quant(enum kq_type t);
 /* Bytes of one KA_Q8 activation row of k values. */
 size_t ka_q8_row_bytes(int k);
+/* Bytes of one activation row of k values for weights of type t (f32 rows
+ * for float weights, else KA_Q8 or KA_Q8I). */
+size_t ka_row_bytes(enum kq_type t, int k);
 
 /* One matrix product: y[t * y_stride + r] = dot(row r of w, activation t)
  * for t in [0, n) and the rows r in [r0, r1) given to the kernel. x points
@@ -53,14 +85,18 @@ struct kern_mm {
 };
 
 typedef void (*kern_mm_fn)(const struct kern_mm *a, int r0, int r1);
+/* x[k] -> one quantised activation row (k % 32 == 0) */
+typedef void (*kern_quant_fn)(const float *x, int k, uint8_t *out);
 
 /* The dispatch table. Every entry is filled with the scalar reference by
  * kern_table_init_ref and may be replaced by an ISA variant. */
 struct kern_table {
     const char *name;          /* e.g. "avx2+fma+f16c"; for the log */
     kern_mm_fn mm[KQ_COUNT];   /* matrix product per weight type */
-    /* x[k] -> KA_Q8 row (k % 32 == 0) */
-    void (*quant_act)(const float *x, int k, uint8_t *out);
+    enum kq_type q8_type;      /* layout for --quant q8: KQ_Q8 or KQ_Q8I */
+    enum kq_type q4_type;      /* layout for --quant q4: KQ_Q4 or KQ_Q4I */
+    kern_quant_fn quant_act;   /* x -> KA_Q8 */
+    kern_quant_fn quant_act_i; /* x -> KA_Q8I */
     /* KV cache helpers over one head of d values */
     float (*dot_f16)(const float *q, const uint16_t *k, int d);
     float (*dot_f32)(const float *q, const float *k, int d);
@@ -77,7 +113,10 @@ void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_f16(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_q8(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_q4(const struct kern_mm *a, int r0, int r1);
+void kern_mm_ref_q8i(const struct kern_mm *a, int r0, int r1);
+void kern_mm_ref_q4i(const struct kern_mm *a, int r0, int r1);
 void kern_quant_act_ref(const float *x, int k, uint8_t *out);
+void kern_quant_act_i_ref(const float *x, int k, uint8_t *out);
 float kern_dot_f16_ref(const float *q, const uint16_t *k, int d);
 float kern_dot_f32_ref(const float *q, const float *k, int d);
 void kern_axpy_f16_ref(float a, const uint16_t *v, float *out, int d);
@@ -93,9 +132,18 @@ uint16_t kern_f32_to_bf16(float f);
 /* Load-time weight quantisation of one row of k floats (k % 32 == 0). */
 void kern_quant_row_q8(const float *x, int k, uint8_t *out);
 void kern_quant_row_q4(const float *x, int k, uint8_t *out);
+/* Any quantised type t (KQ_Q8, KQ_Q4, KQ_Q8I, KQ_Q4I); the interleaved
+ * layouts hold exactly the values of their plain counterparts. */
+void kern_quant_row(enum kq_type t, const float *x, int k, uint8_t *out);
+/* The activation quantiser of table kt for weights of type t (NULL for
+ * float weights). */
+kern_quant_fn kern_act_quantiser(const struct kern_table *kt, enum kq_type t);
 /* Row of k weights of type t -> floats (any type; used for embeddings,
  * load-time conversion and tests). */
 void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out);
+
+/* Quantised activation row (the layout weights of type t take) -> floats. */
+void kern_act_to_f32(enum kq_type t, const uint8_t *row, int k, float *out);
 
 /* Small portable ops (not dispatched: compilers vectorise them well). */
 void kern_rmsnorm(const float *x, const float *w, int n, float eps, float *out);
