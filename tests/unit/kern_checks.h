@@ -315,18 +315,22 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
 
 static int kc_mm(const struct kern_table *v)
 {
-    static const int ks_f[] = {1, 7, 8, 33, 100, 129, 1029, 64, 1024};
+    /* sizes reach every path: k blocks of the bf16 prefill (k > 1024),
+     * token groups past 16, the interleaved layouts' padding groups */
+    static const int ks_f[] = {1, 7, 8, 33, 100, 129, 1029, 64, 1024, 1056, 2048, 3072};
     static const int ks_q[] = {32, 64, 96, 160, 1056, 512, 1536};
-    static const int ns[] = {1, 2, 3, 4, 5, 9};
+    static const int ns[] = {1, 2, 3, 4, 5, 9, 16, 17, 33};
     static const int rows[] = {1, 3, 4, 5, 13};
     int f = 0;
     for (int qt = KQ_F32; qt < KQ_COUNT; qt++) {
         const int *ks = kq_is_quant(qt) ? ks_q : ks_f;
-        int nk = kq_is_quant(qt) ? 7 : 9;
+        int nk = kq_is_quant(qt) ? 7 : 12;
         for (int ki = 0; ki < nk; ki++)
-            for (int ni = 0; ni < 6; ni++)
+            for (int ni = 0; ni < 9; ni++)
                 for (int ri = 0; ri < 5; ri++) {
                     int R = rows[ri];
+                    if (ks[ki] > 1100 && ns[ni] < 16 && ns[ni] != 5 && ns[ni] != 1)
+                        continue; /* keep the run short: big k at a few n */
                     f += kc_mm_case(v, qt, R, ks[ki], ns[ni], 0, R);
                     if (R > 2)
                         f += kc_mm_case(v, qt, R, ks[ki], ns[ni], 1, R - 1);

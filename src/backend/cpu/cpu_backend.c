@@ -274,9 +274,10 @@ static void prefault(const struct cpu_w *w)
         return;
 #ifdef MADV_POPULATE_READ
     uintptr_t a0 = (uintptr_t)w->data / (size_t)pg * (size_t)pg;
-    if (madvise((void *)a0, (uintptr_t)w->data + n - a0, MADV_POPULATE_READ) == 0)
-        return;
+    madvise((void *)a0, (uintptr_t)w->data + n - a0, MADV_POPULATE_READ);
 #endif
+    /* and touch each page: measured on a VM, pages only populated were
+     * still read at ~2 GB/s the first time (~17 GB/s once touched) */
     volatile uint8_t sink = 0;
     for (size_t i = 0; i < n; i += (size_t)pg)
         sink ^= w->data[i];
