@@ -147,18 +147,26 @@ static void quant_rows(struct cpu_ctx *c, const float *x, int k, int n)
     for_rows(c, n, quant_row, &a);
 }
 
-static uint8_t *kv_row(struct cpu_ctx *c, uint8_t *cache, int slot, int layer, int pos)
+/* Position 0 of one KV head's rows in a slot and layer. Each head's rows
+ * are contiguous over positions, so attention over one head streams
+ * memory in order instead of taking a slice of every position's row. */
+static uint8_t *kv_head(struct cpu_ctx *c, uint8_t *cache, int slot, int layer, int h)
 {
-    size_t i = ((size_t)slot * c->c.n_layers + (size_t)layer) * (size_t)c->n_ctx + (size_t)pos;
-    return cache + i * c->kv_dim * c->kv_elem;
+    size_t i = ((size_t)slot * c->c.n_layers + (size_t)layer) * (size_t)c->c.n_kv_heads + (size_t)h;
+    return cache + i * (size_t)c->n_ctx * (size_t)c->c.head_dim * c->kv_elem;
 }
 
-static void store_kv(struct cpu_ctx *c, uint8_t *dst, const float *src)
+/* The K or V values of one token (all heads) into its position. */
+static void store_kv(struct cpu_ctx *c, uint8_t *cache, int t, int layer, const float *src)
 {
-    if (c->kv_f16)
-        c->kt.f32_to_f16(src, (uint16_t *)dst, (int)c->kv_dim);
-    else
-        memcpy(dst, src, c->kv_dim * sizeof(float));
+    size_t D = (size_t)c->c.head_dim, at = (size_t)c->t_pos[t] * D * c->kv_elem;
+    for (int h = 0; h < c->c.n_kv_heads; h++) {
+        uint8_t *dst = kv_head(c, cache, c->t_slot[t], layer, h) + at;
+        if (c->kv_f16)
+            c->kt.f32_to_f16(src + h * D, (uint16_t *)dst, (int)D);
+        else
+            memcpy(dst, src + h * D, D * sizeof(float));
+    }
 }
 
 /* q_norm/k_norm per head, RoPE at the token's position, K and V into the
@@ -183,8 +191,8 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
         kern_rope(kh, cs, sn, D);
     }
     int layer = (int)(L - c->layers);
-    store_kv(c, kv_row(c, c->kcache, c->t_slot[t], layer, c->t_pos[t]), k);
-    store_kv(c, kv_row(c, c->vcache, c->t_slot[t], layer, c->t_pos[t]), c->v + (size_t)t * KV * D);
+    store_kv(c, c->kcache, t, layer, k);
+    store_kv(c, c->vcache, t, layer, c->v + (size_t)t * KV * D);
 }
 
 /* kern_attn_ref's computation with this CPU's dot and axpy kernels, for
@@ -219,15 +227,15 @@ static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
     int NH = c->c.n_heads, KV = c->c.n_kv_heads, D = c->c.head_dim, G = NH / KV;
     int t = i / KV, kvh = i % KV;
     int pos = c->t_pos[t], slot = c->t_slot[t];
-    size_t off = (size_t)kvh * D * c->kv_elem, h0 = (size_t)t * NH + (size_t)kvh * G;
+    size_t h0 = (size_t)t * NH + (size_t)kvh * G;
     struct kern_attn a = {
         .q = c->q + h0 * D,
         .q_stride = (size_t)D,
         .out = c->att + h0 * D,
         .out_stride = (size_t)D,
-        .k = kv_row(c, c->kcache, slot, layer, 0) + off,
-        .v = kv_row(c, c->vcache, slot, layer, 0) + off,
-        .stride = c->kv_dim * c->kv_elem,
+        .k = kv_head(c, c->kcache, slot, layer, kvh),
+        .v = kv_head(c, c->vcache, slot, layer, kvh),
+        .stride = (size_t)D * c->kv_elem,
         .kv_f16 = c->kv_f16,
         .n = pos + 1,
         .d = D,

@@ -50,7 +50,7 @@ struct cpu_ctx {
     size_t arena_left;
     size_t weight_bytes; /* bytes of matrices read per token (incl. lm_head) */
 
-    /* KV cache: [slot][layer][pos][kv_dim] of f16 or f32 */
+    /* KV cache: [slot][layer][kv head][pos][head_dim] of f16 or f32 */
     int kv_f16;
     size_t kv_elem; /* 2 or 4 bytes */
     int n_ctx, n_slots;
