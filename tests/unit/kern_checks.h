@@ -382,6 +382,20 @@ static int kc_small(const struct kern_table *v)
         if (memcmp(h0, h1, 2 * (size_t)d))
             f += kc_fail("f32_to_f16 differs from the reference", 0, 0);
     }
+    /* silu_mul: the exp may differ by a few ulp; huge |a| saturates */
+    for (int n = 1; n <= 67; n += 11) {
+        float a0[67], a1[67], b[67];
+        for (int i = 0; i < n; i++) {
+            a0[i] = a1[i] = kc_rand() * (i % 3 == 0 ? 8.0f : i % 7 == 0 ? 60.0f : 1.0f);
+            b[i] = kc_rand();
+        }
+        a0[0] = a1[0] = n > 30 ? -120.0f : 95.0f;
+        kern_silu_mul(a0, b, n);
+        v->silu_mul(a1, b, n);
+        for (int i = 0; i < n; i++)
+            if (fabs(a0[i] - a1[i]) > 1e-6 * fabs(a0[i]) + 1e-30)
+                f += kc_fail("silu_mul", a1[i], a0[i]);
+    }
     for (int k = 32; k <= 256; k += 32) {
         float x[256];
         for (int i = 0; i < k; i++)

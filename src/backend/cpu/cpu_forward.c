@@ -254,7 +254,7 @@ static void swiglu_row(struct cpu_ctx *c, const void *va, int t, int ith)
     (void)ith;
     int quant = *(const int *)va, I = c->c.intermediate;
     float *a = c->hb + (size_t)t * I;
-    kern_silu_mul(a, c->hb2 + (size_t)t * I, I);
+    c->kt.silu_mul(a, c->hb2 + (size_t)t * I, I);
     if (quant)
         c->quant_act(a, I, c->xq + (size_t)t * c->xq_stride);
 }

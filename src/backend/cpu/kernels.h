@@ -122,6 +122,7 @@ struct kern_table {
     void (*axpy_f16)(float a, const uint16_t *v, float *out, int d); /* out += a*v */
     void (*axpy_f32)(float a, const float *v, float *out, int d);
     void (*f32_to_f16)(const float *x, uint16_t *out, int n);
+    void (*silu_mul)(float *a, const float *b, int n); /* kern_silu_mul */
     /* fused attention (optional: NULL means the caller composes it from
      * dot_* and axpy_*, as kern_attn_ref does) */
     void (*attn)(const struct kern_attn *a);
@@ -168,7 +169,8 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out);
 /* Quantised activation row (the layout weights of type t take) -> floats. */
 void kern_act_to_f32(enum kq_type t, const uint8_t *row, int k, float *out);
 
-/* Small portable ops (not dispatched: compilers vectorise them well). */
+/* Small portable ops (not dispatched: compilers vectorise them well),
+ * except kern_silu_mul, the reference of the table's silu_mul. */
 void kern_rmsnorm(const float *x, const float *w, int n, float eps, float *out);
 void kern_silu_mul(float *a, const float *b, int n); /* a = silu(a) * b */
 /* In-place neox RoPE on one head of d values with cos/sin tables of d/2. */

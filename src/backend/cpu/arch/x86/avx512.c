@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "backend/cpu/arch/x86/exp512.h"
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -17,7 +18,8 @@ enum wt { W_F32, W_BF16, W_F16 };
 AI __m512 load16(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return _mm512_loadu_ps((const float *)(const void *)row + i);
+    case W_F32:
+        return _mm512_loadu_ps((const float *)(const void *)row + i);
     case W_BF16: {
         __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i));
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -31,14 +33,16 @@ AI __m512 load16(enum wt wt, const uint8_t *row, int i)
 AI float load1(enum wt wt, const uint8_t *row, int i)
 {
     switch (wt) {
-    case W_F32: return ((const float *)(const void *)row)[i];
+    case W_F32:
+        return ((const float *)(const void *)row)[i];
     case W_BF16: {
         uint32_t u = (uint32_t)((const uint16_t *)row)[i] << 16;
         float f;
         memcpy(&f, &u, 4);
         return f;
     }
-    case W_F16: return _cvtsh_ss(((const uint16_t *)row)[i]);
+    case W_F16:
+        return _cvtsh_ss(((const uint16_t *)row)[i]);
     }
     return 0;
 }
@@ -106,8 +110,8 @@ AI void frow_dec(const struct kern_mm *a, enum wt wt, int r)
             _mm_prefetch((const char *)w + 4 * (size_t)e + PF_DEC + 64, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
-            acc[i] = _mm512_fmadd_ps(load16(wt, w, e + 16 * i), _mm512_loadu_ps(x + e + 16 * i),
-                                     acc[i]);
+            acc[i] =
+                _mm512_fmadd_ps(load16(wt, w, e + 16 * i), _mm512_loadu_ps(x + e + 16 * i), acc[i]);
     }
     int k16 = a->k & ~15;
     for (int e = k64; e < k16; e += 16)
@@ -144,7 +148,10 @@ AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
     }
 }
 
-static void mm_f32(const struct kern_mm *a, int r0, int r1) { fmm(a, W_F32, r0, r1); }
+static void mm_f32(const struct kern_mm *a, int r0, int r1)
+{
+    fmm(a, W_F32, r0, r1);
+}
 /* ---- bf16 prefill on split activations ----------------------------------
  * A 64-byte load of bf16 weights holds, in each 32-bit lane, element 2i
  * (low half) and 2i+1 (high half). lane << 16 is element 2i as a float and
@@ -299,7 +306,23 @@ static void mm_bf16(const struct kern_mm *a, int r0, int r1)
             ftile(a, W_BF16, r, t, 1, 1);
     }
 }
-static void mm_f16(const struct kern_mm *a, int r0, int r1) { fmm(a, W_F16, r0, r1); }
+static void mm_f16(const struct kern_mm *a, int r0, int r1)
+{
+    fmm(a, W_F16, r0, r1);
+}
+
+/* a = silu(a) * b = a / (1 + e^-a) * b, as kern_silu_mul but without a
+ * libm call per element (the SwiGLU of every token and layer). */
+static void silu_mul(float *a, const float *b, int n)
+{
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, a + i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(a + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, b + i)));
+    }
+}
 
 void kern_x86_avx512_fill(struct kern_table *t)
 {
@@ -308,5 +331,6 @@ void kern_x86_avx512_fill(struct kern_table *t)
     t->mm[KQ_F32] = mm_f32;
     t->mm[KQ_BF16] = mm_bf16;
     t->mm[KQ_F16] = mm_f16;
+    t->silu_mul = silu_mul;
     kern_x86_avx512_attn_fill(t);
 }

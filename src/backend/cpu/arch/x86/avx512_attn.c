@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "backend/cpu/arch/x86/exp512.h"
 #include "backend/cpu/arch/x86/x86.h"
 #include "backend/cpu/kernels.h"
 
@@ -104,27 +105,7 @@ AI void weighted_sum(const struct kern_attn *a, int h0, int G, int i0)
                                   acc[h][c]);
 }
 
-/* e^x for x <= 0 (scores minus their maximum), within 2 ulp: x = n ln2 +
- * r with |r| <= ln2/2, a degree-7 polynomial for e^r (Cephes' expf
- * coefficients), then scaled by 2^n. Below -88 the result flushes to 0. */
-AI __m512 exp_neg(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
-/* In-place softmax of n scores, as kern_softmax. */
+/* In-place softmax of n scores, as kern_softmax (exponents <= 0). */
 AI void softmax(float *s, int n)
 {
     __m512 mx = _mm512_set1_ps(-INFINITY);
@@ -133,7 +114,7 @@ AI void softmax(float *s, int n)
     __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
         __mmask16 k = lanes(n - j);
-        __m512 e = exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m));
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m));
         _mm512_mask_storeu_ps(s + j, k, e);
         sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, e));
     }
