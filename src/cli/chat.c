@@ -60,10 +60,13 @@ static void usage(FILE *f)
             "usage: axserve chat -m DIR [--backend cpu|axcl] [--system TEXT] [--no-think]\n"
             "         [--temperature T] [--top-p P] [--top-k K] [--min-p P]\n"
             "         [--presence-penalty X] [--repetition-penalty X] [--seed S] [-n MAX]\n"
-            "         [--ctx N] [--threads N] [--quant none|q8|q4] [--raw] [--quiet]\n"
+            "         [--ctx N] [--threads N] [--quant none|q8|q4] [--bf16-act] [--raw] [--quiet]\n"
             "Chat on the terminal; one line per message. Commands: /reset, /think,\n"
             "/no_think, /help, /quit (or end of input). Sampling defaults come from the\n"
-            "model's generation_config.json, else the Qwen3 recommendations for the mode.\n");
+            "model's generation_config.json, else the Qwen3 recommendations for the mode.\n"
+            "--bf16-act: BF16 weights: prefill rounds activations to bf16 and uses AVX512-BF16\n"
+            "dot products, as llama.cpp does (faster, less exact; x86 with avx512_bf16 only;\n"
+            "default off).\n");
 }
 
 /* Ctrl-C stops the answer being written, not the program. */
@@ -127,6 +130,10 @@ static int parse_args(int argc, char **argv, struct chat_args *a)
     a->sp.top_p = 1.0f;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
+        if (!strcmp(f, "--bf16-act")) {
+            a->bo.bf16_act = 1;
+            continue;
+        }
         if (!strcmp(f, "--raw") || !strcmp(f, "--quiet") || !strcmp(f, "--no-think")) {
             if (f[2] == 'r')
                 a->raw = 1;

@@ -47,9 +47,12 @@ static void usage(FILE *f)
             "usage: axserve generate -m DIR (--prompt TEXT | --ids 1,2,3) [-n N] [--top K]\n"
             "         [--backend auto|cpu|axcl] [--temperature T] [--seed S] [--quant none|q8|q4]\n"
             "         [--threads N] [--ignore-eos] [--kv f16|f32] [--slots N] [--ctx N]\n"
-            "         [--prefill-chunk N] [--devices 1,2]\n"
+            "         [--prefill-chunk N] [--devices 1,2] [--bf16-act]\n"
             "Prints {\"tokens\", \"top\", \"timings\"} as JSON. Defaults: -n 16, --top 5,\n"
-            "--temperature 0 (greedy), the checkpoint's own precision.\n");
+            "--temperature 0 (greedy), the checkpoint's own precision.\n"
+            "--bf16-act: BF16 weights: prefill rounds activations to bf16 and uses AVX512-BF16\n"
+            "dot products, as llama.cpp does (faster, less exact; x86 with avx512_bf16 only;\n"
+            "default off).\n");
 }
 
 /* ---- arguments ----------------------------------------------------------- */
@@ -78,6 +81,10 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
         const char *f = argv[i];
         if (!strcmp(f, "--ignore-eos")) {
             a->ignore_eos = 1;
+            continue;
+        }
+        if (!strcmp(f, "--bf16-act")) {
+            a->bo.bf16_act = 1;
             continue;
         }
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {

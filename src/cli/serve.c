@@ -30,7 +30,7 @@
 struct serve_opts {
     const char *model_dir, *host, *alias, *api_key, *api_key_file, *cors;
     const char *backend, *devices, *quant, *kv_type;
-    int port, slots, ctx, threads, queue, max_conn, timeout_s;
+    int port, slots, ctx, threads, queue, max_conn, timeout_s, bf16_act;
     long max_body;
 };
 
@@ -52,6 +52,9 @@ static void usage(FILE *f)
             "  --ctx N                context length per slot (default: model maximum)\n"
             "  --threads N            CPU threads (default: one per core)\n"
             "  --quant none|q8|q4     CPU weight quantization (default: as stored)\n"
+            "  --bf16-act             BF16 weights: prefill rounds activations to bf16 and uses\n"
+            "                         AVX512-BF16 dot products, as llama.cpp does (faster, less\n"
+            "                         exact; x86 with avx512_bf16 only; default off)\n"
             "  --queue N              requests waiting + running before 503 (default 4 x slots)\n"
             "  --max-body BYTES       request body limit (default 8 MiB; larger = 413)\n"
             "  --max-connections N    simultaneous connections (default 256)\n"
@@ -88,6 +91,10 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 1;
+        }
+        if (!strcmp(a, "--bf16-act")) {
+            o->bf16_act = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "axserve serve: unknown option or missing value: %s\n", a);
@@ -241,6 +248,7 @@ static enum ax_err load(const struct serve_opts *o, struct loaded *l, char *err)
                               .n_ctx = o->ctx,
                               .quant = o->quant,
                               .kv_type = o->kv_type,
+                              .bf16_act = o->bf16_act,
                               .devices = o->devices};
     if ((rc = backend_open(&bo, l->model, &l->backend, err)))
         return rc;

@@ -8,7 +8,10 @@
 #     greedy token the reference's argmax (up to ties within 2e-3)
 #   --quant q8: logprobs within 0.03, exact top-1 agreement >= 0.85
 #   --quant q4: logprobs within 0.3,  exact top-1 agreement >= 0.5
-#   (measured: unquantised <= 3e-4, q8 <= 1e-2, q4 <= 0.14)
+#   --bf16-act (bf16 models; prefill with bf16-rounded activations):
+#     logprobs within 5e-3, greedy tokens as unquantised; skipped when the
+#     CPU lacks avx512_bf16
+#   (measured: unquantised <= 3e-4, q8 <= 1e-2, q4 <= 0.14, bf16-act <= 1e-3)
 # Plus: prefilling n tokens at once equals feeding them one by one
 # (--prefill-chunk 1), one and two threads agree, and one case runs the
 # ASan+UBSan binary.
@@ -87,6 +90,23 @@ for m in gqa-bf16-tied mha-f32-untied gqa4-bf16-sharded mqa-f32-rect mha-f16-unt
     gen "$T/$m.q4.json" $m --quant q4
     check "$m q4" $m "$T/$m.q4.json" --tol 0.3 --min-agree 0.5 --exact
 done
+
+# --bf16-act: the 22-token prompt is prefilled by the AVX512-BF16 kernel
+# (decode stays exact); the log must say the mode is on
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+    for m in gqa-bf16-tied gqa4-bf16-sharded; do
+        gen "$T/$m.bf.json" $m --bf16-act --threads 2
+        if grep -q "bf16 activations on" "$T/$m.bf.json.log"; then
+            check "$m --bf16-act" $m "$T/$m.bf.json" --tol 5e-3
+        else
+            echo "FAIL $m --bf16-act: mode not on"
+            cat "$T/$m.bf.json.log"
+            fail=1
+        fi
+    done
+else
+    echo "skip --bf16-act cases: CPU lacks avx512_bf16"
+fi
 
 if [ -x $ASAN ]; then
     m=gqa4-bf16-sharded

@@ -339,6 +339,76 @@ static int kc_mm(const struct kern_table *v)
     return f;
 }
 
+/* The optional bf16-activation product against kern_mm_ref_bf16_act: one
+ * case of rows x k BF16 weights, n tokens, rows r0..r1 computed; rows
+ * outside must stay untouched. */
+static int kc_mm_bf16_act_case(const struct kern_table *v, int rows, int k, int n, int r0, int r1)
+{
+    size_t rb = 2 * (size_t)k + 2 * (size_t)(rows & 1), xs = 4 * (size_t)k;
+    /* odd row strides: weight rows start at any even byte offset */
+    uint8_t *w = ax_malloc(rows * rb + 2);
+    float *x = ax_malloc(xs * n), *y0 = ax_malloc(4 * (size_t)n * rows),
+          *y1 = ax_malloc(4 * (size_t)n * rows);
+    uint8_t *w0 = w + 2;
+    int f = 0;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < k; i++) {
+            uint16_t h = kern_f32_to_bf16(kc_rand());
+            memcpy(w0 + r * rb + 2 * (size_t)i, &h, 2);
+        }
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        x[i] = kc_rand();
+    for (int i = 0; i < n * rows; i++)
+        y0[i] = y1[i] = -12345.0f;
+    struct kern_mm a = {w0, rb, x, xs, y0, rows, n, k};
+    kern_mm_ref_bf16_act(&a, r0, r1);
+    a.y = y1;
+    v->mm_bf16_act(&a, r0, r1);
+    for (int t = 0; t < n && !f; t++)
+        for (int r = 0; r < rows; r++) {
+            float a0 = y0[t * rows + r], a1 = y1[t * rows + r];
+            double sa = 0; /* normaliser: sum |w bf16(x)| */
+            for (int i = 0; i < k; i++) {
+                uint16_t h;
+                memcpy(&h, w0 + r * rb + 2 * (size_t)i, 2);
+                sa += fabs((double)kern_bf16_to_f32(h) *
+                           kern_bf16_to_f32(kern_f32_to_bf16(x[(size_t)t * k + i])));
+            }
+            int inside = r >= r0 && r < r1;
+            if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa + 1e-30) {
+                char what[128];
+                snprintf(what, sizeof what, "%s mm bf16_act rows %d k %d n %d (row %d token %d)",
+                         v->name, rows, k, n, r, t);
+                f += kc_fail(what, a1, a0);
+                break;
+            }
+        }
+    ax_free(w);
+    ax_free(x);
+    ax_free(y0);
+    ax_free(y1);
+    return f;
+}
+
+static int kc_mm_bf16_act(const struct kern_table *v)
+{
+    static const int ks[] = {1, 7, 32, 33, 100, 1024, 1056, 3072};
+    static const int ns[] = {4, 5, 16, 17};
+    static const int rows[] = {1, 4, 5, 9};
+    int f = 0;
+    if (!v->mm_bf16_act)
+        return 0;
+    for (int ki = 0; ki < 8; ki++)
+        for (int ni = 0; ni < 4; ni++)
+            for (int ri = 0; ri < 4; ri++) {
+                int R = rows[ri];
+                f += kc_mm_bf16_act_case(v, R, ks[ki], ns[ni], 0, R);
+                if (R > 2)
+                    f += kc_mm_bf16_act_case(v, R, ks[ki], ns[ni], 1, R - 1);
+            }
+    return f;
+}
+
 static int kc_small(const struct kern_table *v)
 {
     static const int ds[] = {1, 7, 16, 64, 128, 130};
@@ -520,7 +590,7 @@ static int kc_attn(const struct kern_table *v)
 
 static int kc_variant(const struct kern_table *v)
 {
-    return kc_small(v) + kc_mm(v) + kc_attn(v);
+    return kc_small(v) + kc_mm(v) + kc_mm_bf16_act(v) + kc_attn(v);
 }
 
 #endif

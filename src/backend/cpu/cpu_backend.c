@@ -495,6 +495,10 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
         /* the kernels pick the layout of the quantised weights */
         quant = quant == KQ_Q8 ? c->kt.q8_type : quant == KQ_Q4 ? c->kt.q4_type : quant;
         c->quant_act = kern_act_quantiser(&c->kt, quant);
+        c->bf16_act = opts->bf16_act && c->kt.mm_bf16_act;
+        if (opts->bf16_act && !c->kt.mm_bf16_act)
+            ax_warn("cpu: --bf16-act needs AVX512-BF16, which this CPU lacks; "
+                    "keeping exact f32 activations");
         e = pool_create(c->n_threads, &c->pool, err);
     }
     if (!e)
@@ -506,9 +510,10 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
         return e;
     }
     ax_info("cpu: kernels %s, %d threads, weights %s (%.1f MiB read per token), KV %s, "
-            "%d slots x %d tokens",
+            "%d slots x %d tokens, bf16 activations %s",
             c->kt.name, c->n_threads, kq_is_quant(quant) ? kq_name(quant) : "as stored",
-            (double)c->weight_bytes / 1048576.0, c->kv_f16 ? "f16" : "f32", c->n_slots, c->n_ctx);
+            (double)c->weight_bytes / 1048576.0, c->kv_f16 ? "f16" : "f32", c->n_slots, c->n_ctx,
+            c->bf16_act ? "on" : "off");
     b->ops = &cpu_ops;
     b->ctx = c;
     b->lim.n_ctx = c->n_ctx;

@@ -57,6 +57,8 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
 {
     struct mm_part *p = &j->p[j->np++];
     p->fn = c->kt.mm[w->type];
+    if (w->type == KQ_BF16 && c->bf16_act && n >= 4) /* decode stays exact */
+        p->fn = c->kt.mm_bf16_act;
     p->a.w = w->data;
     p->a.w_stride = w->stride;
     if (kq_is_quant(w->type)) {

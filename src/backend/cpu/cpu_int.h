@@ -36,6 +36,7 @@ struct cpu_ctx {
     struct qwen3_config c;
     struct kern_table kt;
     kern_quant_fn quant_act; /* activations for the quantised weights (NULL if none) */
+    int bf16_act;            /* prefill BF16 weights with kt.mm_bf16_act (--bf16-act) */
     struct pool *pool;
     int n_threads;
 

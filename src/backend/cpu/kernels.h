@@ -126,6 +126,11 @@ struct kern_table {
     /* fused attention (optional: NULL means the caller composes it from
      * dot_* and axpy_*, as kern_attn_ref does) */
     void (*attn)(const struct kern_attn *a);
+    /* optional (NULL unless the CPU has a fast bf16 dot product): BF16
+     * weights with f32 activations rounded to bf16 (round to nearest
+     * even), the exact products summed in f32, as kern_mm_ref_bf16_act.
+     * Less exact than mm[KQ_BF16]; used for prefill when --bf16-act asks. */
+    kern_mm_fn mm_bf16_act;
 };
 
 /* ---- scalar references (the spec and the test oracle) ---------------- */
@@ -133,6 +138,9 @@ void kern_table_init_ref(struct kern_table *t);
 
 void kern_mm_ref_f32(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1);
+/* BF16 weights, each activation first rounded to bf16 (kern_f32_to_bf16);
+ * the reference of kern_table.mm_bf16_act (not in the table by default). */
+void kern_mm_ref_bf16_act(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_f16(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_q8(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_q4(const struct kern_mm *a, int r0, int r1);

@@ -46,6 +46,16 @@ static int have_avx512vnni(void)
     return c >> 11 & 1;
 }
 
+/* AVX512_BF16: CPUID leaf 7 subleaf 1, EAX bit 5 */
+static int have_avx512bf16(void)
+{
+    unsigned a, b, c, d;
+    if (!have_avx512() || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1 ||
+        !__get_cpuid_count(7, 1, &a, &b, &c, &d))
+        return 0;
+    return a >> 5 & 1;
+}
+
 void kern_arch_init(struct kern_table *t)
 {
     if (have_avx512vnni())
@@ -54,6 +64,8 @@ void kern_arch_init(struct kern_table *t)
         kern_x86_avx512_fill(t);
     else if (have_avx2())
         kern_x86_avx2_fill(t);
+    if (have_avx512bf16())
+        kern_x86_avx512bf16_fill(t);
     ax_debug("cpu: x86 kernels: %s", t->name);
 }
 
@@ -66,11 +78,17 @@ int kern_arch_variants(struct kern_table *out, int max)
     }
     if (n < max && have_avx512()) {
         kern_table_init_ref(&out[n]);
-        kern_x86_avx512_fill(&out[n++]);
+        kern_x86_avx512_fill(&out[n]);
+        if (have_avx512bf16())
+            kern_x86_avx512bf16_fill(&out[n]);
+        n++;
     }
     if (n < max && have_avx512vnni()) {
         kern_table_init_ref(&out[n]);
-        kern_x86_avx512vnni_fill(&out[n++]);
+        kern_x86_avx512vnni_fill(&out[n]);
+        if (have_avx512bf16())
+            kern_x86_avx512bf16_fill(&out[n]);
+        n++;
     }
     return n;
 }

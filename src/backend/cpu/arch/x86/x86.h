@@ -12,5 +12,7 @@ void kern_x86_avx512_fill(struct kern_table *t);
 void kern_x86_avx512_attn_fill(struct kern_table *t);
 /* Requires the above plus AVX-512 VNNI. */
 void kern_x86_avx512vnni_fill(struct kern_table *t);
+/* Adds mm_bf16_act to an AVX-512 table; requires AVX-512 BF16 as well. */
+void kern_x86_avx512bf16_fill(struct kern_table *t);
 
 #endif
