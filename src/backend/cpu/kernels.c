@@ -11,8 +11,7 @@
 
 /* ---- formats ----------------------------------------------------------- */
 
-/* Groups of KQ_GROUP blocks in a row of k (interleaved layouts). */
-static int n_groups(int k)
+int kq_groups(int k)
 {
     return (k / KQ_BLOCK + KQ_GROUP - 1) / KQ_GROUP;
 }
@@ -54,9 +53,9 @@ size_t kq_row_bytes(enum kq_type t, int k)
     case KQ_Q4:
         return 2 * (n / KQ_BLOCK) + n / 2;
     case KQ_Q8I:
-        return (size_t)n_groups(k) * (2 * KQ_GROUP + KQ_GROUP * KQ_BLOCK);
+        return (size_t)kq_groups(k) * (2 * KQ_GROUP + KQ_GROUP * KQ_BLOCK);
     case KQ_Q4I:
-        return (size_t)n_groups(k) * (2 * KQ_GROUP + KQ_GROUP * KQ_BLOCK / 2);
+        return (size_t)kq_groups(k) * (2 * KQ_GROUP + KQ_GROUP * KQ_BLOCK / 2);
     case KQ_COUNT:
         break;
     }
@@ -81,7 +80,7 @@ size_t ka_q8_row_bytes(int k)
 size_t ka_row_bytes(enum kq_type t, int k)
 {
     if (is_interleaved(t))
-        return (size_t)n_groups(k) * (8 * KQ_GROUP + KQ_GROUP * KQ_BLOCK);
+        return (size_t)kq_groups(k) * (8 * KQ_GROUP + KQ_GROUP * KQ_BLOCK);
     return kq_is_quant(t) ? ka_q8_row_bytes(k) : 4 * (size_t)k;
 }
 
@@ -293,7 +292,7 @@ static int32_t block_dot_i(int q4, const uint8_t *wg, const int8_t *xg, int l)
 
 static void mm_ref_i(const struct kern_mm *a, int q4, int r0, int r1)
 {
-    int nb = a->k / KQ_BLOCK, ng = n_groups(a->k);
+    int nb = a->k / KQ_BLOCK, ng = kq_groups(a->k);
     size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
     for (int r = r0; r < r1; r++) {
         const uint16_t *wd = (const uint16_t *)w_row(a, r);
@@ -362,7 +361,7 @@ void kern_quant_act_ref(const float *x, int k, uint8_t *out)
 
 void kern_quant_act_i_ref(const float *x, int k, uint8_t *out)
 {
-    int nb = k / KQ_BLOCK, ng = n_groups(k);
+    int nb = k / KQ_BLOCK, ng = kq_groups(k);
     memset(out, 0, ka_row_bytes(KQ_Q8I, k));
     float *d = (float *)(void *)out;
     int32_t *sum = (int32_t *)(void *)(d + (size_t)KQ_GROUP * ng);
@@ -436,7 +435,7 @@ void kern_quant_row_q4(const float *x, int k, uint8_t *out)
 /* Interleaved rows: padding blocks get scale 0 and the code of value 0. */
 static void quant_row_i(int q4, const float *x, int k, uint8_t *out)
 {
-    int nb = k / KQ_BLOCK, ng = n_groups(k);
+    int nb = k / KQ_BLOCK, ng = kq_groups(k);
     size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
     uint16_t *d = (uint16_t *)out;
     uint8_t *codes = (uint8_t *)(d + (size_t)KQ_GROUP * ng);
@@ -522,7 +521,7 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
         return;
     case KQ_Q8I:
     case KQ_Q4I: {
-        int q4 = t == KQ_Q4I, ng = n_groups(k);
+        int q4 = t == KQ_Q4I, ng = kq_groups(k);
         size_t gw = q4 ? KQ_GROUP * KQ_BLOCK / 2 : KQ_GROUP * KQ_BLOCK;
         const uint8_t *codes = (const uint8_t *)(h + (size_t)KQ_GROUP * ng);
         for (int i = 0; i < k; i++) {
@@ -541,7 +540,7 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
 void kern_act_to_f32(enum kq_type t, const uint8_t *row, int k, float *out)
 {
     const float *d = (const float *)(const void *)row;
-    int nb = k / KQ_BLOCK, ng = n_groups(k);
+    int nb = k / KQ_BLOCK, ng = kq_groups(k);
     if (!is_interleaved(t)) {
         const int8_t *q = (const int8_t *)(d + nb);
         for (int i = 0; i < k; i++)

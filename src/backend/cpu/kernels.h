@@ -62,6 +62,9 @@ enum kq_type {
 const char *kq_name(enum kq_type t);
 /* Bytes of one row of k weights in format t (k % 32 == 0 for Q8/Q4). */
 size_t kq_row_bytes(enum kq_type t, int k);
+/* Groups of KQ_GROUP blocks in a row of k (interleaved layouts; the last
+ * one padded). */
+int kq_groups(int k);
 /* 1 if weights of type t take quantised (KA_Q8 or KA_Q8I) activations. */
 int kq_is_quant(enum kq_type t);
 /* Bytes of one KA_Q8 activation row of k values. */

@@ -6,7 +6,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "backend/cpu/arch/x86/exp512.h"
+#include "backend/cpu/arch/x86/avx512_common.h"
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -316,7 +316,7 @@ static void mm_f16(const struct kern_mm *a, int r0, int r1)
 static void silu_mul(float *a, const float *b, int n)
 {
     for (int i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = lanes16(n - i);
         __m512 x = _mm512_maskz_loadu_ps(m, a + i);
         __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
         __m512 s = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));

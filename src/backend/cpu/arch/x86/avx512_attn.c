@@ -10,17 +10,12 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "backend/cpu/arch/x86/exp512.h"
+#include "backend/cpu/arch/x86/avx512_common.h"
 #include "backend/cpu/arch/x86/x86.h"
 #include "backend/cpu/kernels.h"
 
 #define AI static inline __attribute__((always_inline))
 #define HEADS 4 /* query heads per pass */
-
-AI __mmask16 lanes(int rem)
-{
-    return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1);
-}
 
 /* The cache rows of a later position come from memory (each position is
  * read once per step): ask for them early; the loops are too long for the
@@ -55,7 +50,7 @@ AI void scores(const struct kern_attn *a, int h0, int G)
         for (int h = 0; h < G; h++)
             acc[h] = _mm512_setzero_ps();
         for (int i = 0; i < a->d; i += 16) {
-            __mmask16 m = lanes(a->d - i);
+            __mmask16 m = lanes16(a->d - i);
             __m512 kv = kv_load(a, k, i, m);
 #pragma GCC unroll 4
             for (int h = 0; h < G; h++)
@@ -76,7 +71,7 @@ AI void weighted_sum(const struct kern_attn *a, int h0, int G, int i0)
     __mmask16 m[4];
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
-        m[c] = i0 + 16 * c < a->d ? lanes(a->d - i0 - 16 * c) : 0;
+        m[c] = i0 + 16 * c < a->d ? lanes16(a->d - i0 - 16 * c) : 0;
 #pragma GCC unroll 4
         for (int h = 0; h < G; h++)
             acc[h][c] = _mm512_setzero_ps();
@@ -110,17 +105,17 @@ AI void softmax(float *s, int n)
 {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int j = 0; j < n; j += 16)
-        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, lanes(n - j), s + j));
+        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, lanes16(n - j), s + j));
     __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
-        __mmask16 k = lanes(n - j);
+        __mmask16 k = lanes16(n - j);
         __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m));
         _mm512_mask_storeu_ps(s + j, k, e);
         sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, e));
     }
     __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
     for (int j = 0; j < n; j += 16) {
-        __mmask16 k = lanes(n - j);
+        __mmask16 k = lanes16(n - j);
         _mm512_mask_storeu_ps(s + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + j), inv));
     }
 }

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "backend/cpu/arch/x86/avx512_common.h"
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -41,7 +42,7 @@ static void convert(const struct kern_mm *a, int t0, int nt, int e0, int kl, str
                 lo = _mm512_loadu_ps(x + e);
                 hi = _mm512_loadu_ps(x + e + 16);
             } else {
-                __mmask16 ml = (__mmask16)(rem >= 16 ? 0xffff : (1u << rem) - 1);
+                __mmask16 ml = lanes16(rem);
                 __mmask16 mh = (__mmask16)(rem > 16 ? (1u << (rem - 16)) - 1 : 0);
                 lo = _mm512_maskz_loadu_ps(ml, x + e);
                 hi = _mm512_maskz_loadu_ps(mh, x + e + 16);

@@ -39,11 +39,6 @@ AI const uint8_t *xrow(const struct kern_mm *a, int t)
 #define TILE_TOKENS 3
 #define DECODE_ROWS 4
 
-AI int groups(int k)
-{
-    return (k / KQ_BLOCK + KQ_GROUP - 1) / KQ_GROUP;
-}
-
 /* The integer dots of one group for R rows x T tokens, started from the
  * offset corrections in ai. */
 AI void igroup_dots(int q4, const uint8_t *const *wg, const int8_t *const *xg, int R, int T,
@@ -90,7 +85,7 @@ AI void igroup_dots(int q4, const uint8_t *const *wg, const int8_t *const *xg, i
 /* R weight rows x T tokens over the whole row. */
 AI void itile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
 {
-    int ng = groups(a->k);
+    int ng = kq_groups(a->k);
     size_t gw = q4 ? GROUP_ELEMS / 2 : GROUP_ELEMS;
     const uint16_t *wd[4];
     const uint8_t *wc[4], *wg[4];
@@ -185,7 +180,7 @@ static void mm_q4i(const struct kern_mm *a, int r0, int r1)
  * 16 blocks transposed into place. */
 static void quant_act_i(const float *x, int k, uint8_t *out)
 {
-    int nb = k / KQ_BLOCK, ng = groups(k);
+    int nb = k / KQ_BLOCK, ng = kq_groups(k);
     float *d = (float *)(void *)out;
     int32_t *sum = (int32_t *)(void *)(d + KQ_GROUP * ng);
     uint8_t *codes = (uint8_t *)(sum + KQ_GROUP * ng);

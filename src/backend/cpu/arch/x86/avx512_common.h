@@ -1,14 +1,20 @@
-/* exp512.h - e^x on 16 floats with AVX-512 (F), within 2 ulp for x in
- * [-88, 88] (clamped there: e^-88 is about the smallest normal float).
+/* avx512_common.h - small helpers shared by the AVX-512 kernel files.
  * Private to arch/x86/; include only from files compiled with -mavx512f.
  *
- * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is exact),
- * e^r from a degree-7 polynomial (Cephes' expf coefficients), times 2^n
- * by vscalefps. */
-#ifndef AX_BACKEND_CPU_ARCH_X86_EXP512_H
-#define AX_BACKEND_CPU_ARCH_X86_EXP512_H
+ * exp512: e^x on 16 floats, within 2 ulp for x in [-88, 88] (clamped
+ * there: e^-88 is about the smallest normal float). x = n ln2 + r with |r| <= ln2/2 (ln2 split in
+ * two so n ln2 is exact), e^r from a degree-7 polynomial (Cephes' expf coefficients), times 2^n by
+ * vscalefps. */
+#ifndef AX_BACKEND_CPU_ARCH_X86_AVX512_COMMON_H
+#define AX_BACKEND_CPU_ARCH_X86_AVX512_COMMON_H
 
 #include <immintrin.h>
+
+/* The first rem lanes of 16 (all of them when rem >= 16). */
+static inline __attribute__((always_inline)) __mmask16 lanes16(int rem)
+{
+    return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1);
+}
 
 static inline __attribute__((always_inline)) __m512 exp512(__m512 x)
 {
