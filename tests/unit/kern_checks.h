@@ -576,14 +576,14 @@ static int kc_attn(const struct kern_table *v)
 {
     static const int ds[] = {1, 7, 16, 64, 100, 128, 130, 256};
     static const int gs[] = {1, 2, 3, 4, 5, 8};
-    static const int ns[] = {1, 2, 17, 100};
+    static const int ns[] = {1, 2, 17, 33, 100};
     int f = 0;
     if (!v->attn) /* optional entry */
         return 0;
     for (int kv_f16 = 0; kv_f16 < 2; kv_f16++)
         for (int di = 0; di < 8; di++)
             for (int gi = 0; gi < 6; gi++)
-                for (int ni = 0; ni < 4; ni++)
+                for (int ni = 0; ni < 5; ni++)
                     f += kc_attn_case(v, kv_f16, ds[di], gs[gi], ns[ni]);
     return f;
 }

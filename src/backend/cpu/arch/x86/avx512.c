@@ -183,29 +183,6 @@ AI void split_x(const float *x, int k, float *out)
     }
 }
 
-/* The lane sums of v[4 * i + j] (i, j < 4) as lane 4 * j + i of one
- * vector: a transposing tree of 15 adds, cheaper than 16 reductions. */
-AI __m512 sum16(const __m512 *v)
-{
-    __m512 h[8], q[4], d[2];
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) /* 8 lanes of v[2p], then of v[2p+1] */
-        h[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0x44),
-                             _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0xee));
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) /* 4 lanes of each of v[4p .. 4p+3] */
-        q[p] = _mm512_add_ps(_mm512_shuffle_f32x4(h[2 * p], h[2 * p + 1], 0x88),
-                             _mm512_shuffle_f32x4(h[2 * p], h[2 * p + 1], 0xdd));
-#pragma GCC unroll 2
-    for (int p = 0; p < 2; p++) { /* quarter j: 2 lanes of v[8p+j], 2 of v[8p+4+j] */
-        __m512d x0 = _mm512_castps_pd(q[2 * p]), x1 = _mm512_castps_pd(q[2 * p + 1]);
-        d[p] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x0, x1)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x1)));
-    }
-    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
 /* y[t][r .. r+3] = s (add: += s) */
 AI void store4(const struct kern_mm *a, int r, int t, __m128 s, int add)
 {

@@ -52,28 +52,11 @@ static void convert(const struct kern_mm *a, int t0, int nt, int e0, int kl, str
     }
 }
 
-/* The 16 sums of acc[i][j] (row i, token j) at once: y[j * ys + i]
- * (first) or += it. Halves, then 128-bit lanes, then elements are added
- * pairwise, which leaves lane j holding the sums of token j for rows
- * 0..3. */
-AI void sum16(__m512 acc[4][4], float *y, size_t ys, int first)
+/* The 16 sums of acc[i][j] (row i, token j) at once (sum16: quarter j
+ * holds token j's sums of rows 0..3): y[j * ys + i] (first) or += it. */
+AI void store_sums16(__m512 acc[4][4], float *y, size_t ys, int first)
 {
-    __m512 u[8], w[4], x[2];
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) { /* v_q = acc[q / 4][q % 4] */
-        __m512 a = acc[(2 * p) / 4][(2 * p) % 4], b = acc[(2 * p + 1) / 4][(2 * p + 1) % 4];
-        u[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
-    }
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++)
-        w[q] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], 0x88),
-                             _mm512_shuffle_f32x4(u[2 * q], u[2 * q + 1], 0xdd));
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; r++)
-        x[r] = _mm512_add_ps(_mm512_unpacklo_ps(w[2 * r], w[2 * r + 1]),
-                             _mm512_unpackhi_ps(w[2 * r], w[2 * r + 1]));
-    __m512 s =
-        _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], 0x44), _mm512_shuffle_ps(x[0], x[1], 0xee));
+    __m512 s = sum16(&acc[0][0]);
     __m128 l[4] = {_mm512_castps512_ps128(s), _mm512_extractf32x4_ps(s, 1),
                    _mm512_extractf32x4_ps(s, 2), _mm512_extractf32x4_ps(s, 3)};
 #pragma GCC unroll 4
@@ -124,7 +107,7 @@ AI void tile(const struct kern_mm *a, const struct xbuf *b, int r, int t0, int t
         }
     }
     if (R == 4 && T == 4) {
-        sum16(acc, a->y + (size_t)(t0 + t) * a->y_stride + (size_t)r, a->y_stride, first);
+        store_sums16(acc, a->y + (size_t)(t0 + t) * a->y_stride + (size_t)r, a->y_stride, first);
         return;
     }
 #pragma GCC unroll 4
