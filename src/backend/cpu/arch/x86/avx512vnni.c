@@ -20,7 +20,13 @@
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
-#define PF_DECODE 4096 /* bytes ahead of each line of a decode row group (measured) */
+/* Decode prefetch: 8 KiB ahead of each line of a row group, non-temporal.
+ * Measured, 28 layers of 0.6B-shape matrices from memory, one thread:
+ * q4 21.5 -> 26 GB/s and q8 27 -> 29.7 GB/s against T0 at 4 KiB (NTA at
+ * 2, 4, 12 and 16 KiB and T1/T2 at 8-32 KiB were slower). The weights are
+ * read once per token, so keeping them out of the outer caches costs
+ * nothing. */
+#define PF_DECODE 8192
 
 AI const uint8_t *wrow(const struct kern_mm *a, int r)
 {
@@ -124,7 +130,7 @@ AI void itile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
             wg[i] = wc[i] + (size_t)g * gw;
             if (T == 1) /* decode streams rows: fetch ahead across pages */
                 for (size_t o = 0; o < gw; o += 64)
-                    _mm_prefetch((const char *)wg[i] + o + PF_DECODE, _MM_HINT_T0);
+                    _mm_prefetch((const char *)wg[i] + o + PF_DECODE, _MM_HINT_NTA);
         }
         igroup_dots(q4, wg, xg, R, T, ai);
 #pragma GCC unroll 4
