@@ -42,4 +42,4 @@ print("%-5s %3d %11.1f %10.2f %9.1f %10.2f %8.0f%% %8.0f" % (
 PYEOF
     done
 done
-echo "(KV cache for --ctx 256, 1 slot, f16: 28 MiB allocated, touched as positions fill)"
+echo "(KV cache for --ctx 256, 1 slot, f16: 28 MiB, written at load)"

@@ -453,7 +453,7 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     c->kv_dim = (size_t)k->n_kv_heads * D;
     c->cap = CPU_MAX_TOKENS;
     size_t cells = (size_t)c->n_slots * (size_t)k->n_layers * (size_t)c->n_ctx;
-    /* Pages of the cache are touched only as positions fill up. */
+    /* Pages past kv_touch()'s share are touched only as positions fill up. */
     c->kcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, &kvb);
     c->vcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, NULL);
     if (!c->kcache || !c->vcache)
