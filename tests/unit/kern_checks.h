@@ -466,6 +466,34 @@ static int kc_small(const struct kern_table *v)
             if (fabs(a0[i] - a1[i]) > 1e-6 * fabs(a0[i]) + 1e-30)
                 f += kc_fail("silu_mul", a1[i], a0[i]);
     }
+    /* rmsnorm (double sums in another order) and rope (the same products;
+     * a compiler may fuse them in the reference) */
+    static const int ns[] = {1, 7, 16, 100, 128, 1030};
+    for (int ni = 0; ni < 6; ni++) {
+        int n = ns[ni];
+        float x[1030], w[1030], o0[1030], o1[1030], cs[515], sn[515];
+        for (int i = 0; i < n; i++) {
+            x[i] = kc_rand() * (i % 9 == 0 ? 30.0f : 1.0f);
+            w[i] = kc_rand();
+        }
+        kern_rmsnorm(x, w, n, 1e-6f, o0);
+        v->rmsnorm(x, w, n, 1e-6f, o1);
+        for (int i = 0; i < n; i++)
+            if (fabs(o0[i] - o1[i]) > 1e-6 * fabs(o0[i]) + 1e-30)
+                f += kc_fail("rmsnorm", o1[i], o0[i]);
+        int d = n % 2 ? n + 1 : n;
+        for (int i = 0; i < d / 2; i++) {
+            cs[i] = cosf(0.37f * (float)i);
+            sn[i] = sinf(0.37f * (float)i);
+        }
+        for (int i = 0; i < d; i++)
+            o0[i] = o1[i] = kc_rand();
+        kern_rope(o0, cs, sn, d);
+        v->rope(o1, cs, sn, d);
+        for (int i = 0; i < d; i++)
+            if (fabs(o0[i] - o1[i]) > 1e-6)
+                f += kc_fail("rope", o1[i], o0[i]);
+    }
     for (int k = 32; k <= 256; k += 32) {
         float x[256];
         for (int i = 0; i < k; i++)

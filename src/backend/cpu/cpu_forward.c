@@ -125,7 +125,7 @@ static void norm_row(struct cpu_ctx *c, const void *va, int t, int ith)
     if (a->add)
         for (int i = 0; i < H; i++)
             x[i] += a->add[(size_t)t * H + i];
-    kern_rmsnorm(x, a->w, H, (float)c->c.rms_eps, xb);
+    c->kt.rmsnorm(x, a->w, H, (float)c->c.rms_eps, xb);
     if (a->quant)
         c->quant_act(xb, H, c->xq + (size_t)t * c->xq_stride);
 }
@@ -184,13 +184,13 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
     float *q = c->q + (size_t)t * NH * D, *k = c->k + (size_t)t * KV * D;
     for (int h = 0; h < NH; h++) {
         float *qh = q + (size_t)h * D;
-        kern_rmsnorm(qh, L->q_norm, D, eps, qh);
-        kern_rope(qh, cs, sn, D);
+        c->kt.rmsnorm(qh, L->q_norm, D, eps, qh);
+        c->kt.rope(qh, cs, sn, D);
     }
     for (int h = 0; h < KV; h++) {
         float *kh = k + (size_t)h * D;
-        kern_rmsnorm(kh, L->k_norm, D, eps, kh);
-        kern_rope(kh, cs, sn, D);
+        c->kt.rmsnorm(kh, L->k_norm, D, eps, kh);
+        c->kt.rope(kh, cs, sn, D);
     }
     int layer = (int)(L - c->layers);
     store_kv(c, c->kcache, t, layer, k);
@@ -271,7 +271,7 @@ static void final_row(struct cpu_ctx *c, const void *va, int i, int ith)
     const float *add = c->xb2 + (size_t)t * H;
     for (int j = 0; j < H; j++)
         x[j] += add[j];
-    kern_rmsnorm(x, c->final_norm, H, (float)c->c.rms_eps, c->xb + (size_t)i * H);
+    c->kt.rmsnorm(x, c->final_norm, H, (float)c->c.rms_eps, c->xb + (size_t)i * H);
     if (kq_is_quant(c->lm_head.type))
         c->quant_act(c->xb + (size_t)i * H, H, c->xq + (size_t)i * c->xq_stride);
 }

@@ -692,5 +692,7 @@ void kern_table_init_ref(struct kern_table *t)
     t->axpy_f32 = kern_axpy_f32_ref;
     t->f32_to_f16 = kern_f32_to_f16_ref;
     t->silu_mul = kern_silu_mul;
+    t->rmsnorm = kern_rmsnorm;
+    t->rope = kern_rope;
     t->attn = NULL; /* optional: the forward pass composes it from the above */
 }

@@ -126,6 +126,8 @@ struct kern_table {
     void (*axpy_f32)(float a, const float *v, float *out, int d);
     void (*f32_to_f16)(const float *x, uint16_t *out, int n);
     void (*silu_mul)(float *a, const float *b, int n); /* kern_silu_mul */
+    void (*rmsnorm)(const float *x, const float *w, int n, float eps, float *out); /* kern_rmsnorm */
+    void (*rope)(float *x, const float *cos_t, const float *sin_t, int d);        /* kern_rope */
     /* fused attention (optional: NULL means the caller composes it from
      * dot_* and axpy_*, as kern_attn_ref does) */
     void (*attn)(const struct kern_attn *a);
@@ -180,8 +182,8 @@ void kern_row_to_f32(enum kq_type t, const uint8_t *row, int k, float *out);
 /* Quantised activation row (the layout weights of type t take) -> floats. */
 void kern_act_to_f32(enum kq_type t, const uint8_t *row, int k, float *out);
 
-/* Small portable ops (not dispatched: compilers vectorise them well),
- * except kern_silu_mul, the reference of the table's silu_mul. */
+/* Small portable ops; kern_silu_mul, kern_rmsnorm and kern_rope are also
+ * the references of the table's entries of those names. */
 void kern_rmsnorm(const float *x, const float *w, int n, float eps, float *out);
 void kern_silu_mul(float *a, const float *b, int n); /* a = silu(a) * b */
 /* In-place neox RoPE on one head of d values with cos/sin tables of d/2. */

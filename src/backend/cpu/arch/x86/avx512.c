@@ -4,6 +4,7 @@
  * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c;
  * installed only when the CPU reports them (x86.c). */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/arch/x86/avx512_common.h"
@@ -301,6 +302,44 @@ static void silu_mul(float *a, const float *b, int n)
     }
 }
 
+/* kern_rmsnorm: squares summed in double (8 lanes, two chains), scaled
+ * in float in the reference's order. */
+static void rmsnorm(const float *x, const float *w, int n, float eps, float *out)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+        __m512d b = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+        s0 = _mm512_fmadd_pd(a, a, s0);
+        s1 = _mm512_fmadd_pd(b, b, s1);
+    }
+    double ss = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++)
+        ss += (double)x[i] * x[i];
+    __m512 r = _mm512_set1_ps((float)(1.0 / sqrt(ss / n + eps)));
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = lanes16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), r);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), v));
+    }
+}
+
+/* kern_rope, 16 pairs at a time, with the reference's operations (no
+ * fused multiply-add: the results are bit-identical). */
+static void rope(float *x, const float *cos_t, const float *sin_t, int d)
+{
+    int h = d / 2;
+    for (int i = 0; i < h; i += 16) {
+        __mmask16 m = lanes16(h - i);
+        __m512 a = _mm512_maskz_loadu_ps(m, x + i), b = _mm512_maskz_loadu_ps(m, x + i + h);
+        __m512 c = _mm512_maskz_loadu_ps(m, cos_t + i), s = _mm512_maskz_loadu_ps(m, sin_t + i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_sub_ps(_mm512_mul_ps(a, c), _mm512_mul_ps(b, s)));
+        _mm512_mask_storeu_ps(x + i + h, m,
+                              _mm512_add_ps(_mm512_mul_ps(b, c), _mm512_mul_ps(a, s)));
+    }
+}
+
 void kern_x86_avx512_fill(struct kern_table *t)
 {
     kern_x86_avx2_fill(t);
@@ -309,5 +348,7 @@ void kern_x86_avx512_fill(struct kern_table *t)
     t->mm[KQ_BF16] = mm_bf16;
     t->mm[KQ_F16] = mm_f16;
     t->silu_mul = silu_mul;
+    t->rmsnorm = rmsnorm;
+    t->rope = rope;
     kern_x86_avx512_attn_fill(t);
 }
