@@ -43,32 +43,12 @@ AI __m512 kv_load(int f16, const uint8_t *row, int i, __mmask16 m)
     return _mm512_maskz_loadu_ps(m, (const float *)(const void *)row + i);
 }
 
-/* s[h][j] = scale * q_h . K_j for heads h0..h0+G-1 and one position j. */
-AI void score1(const struct kern_attn *a, int f16, int h0, int G, int j)
-{
-    const uint8_t *k = a->k + (size_t)j * a->stride;
-    __m512 acc[HEADS];
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++)
-        acc[h] = _mm512_setzero_ps();
-    for (int i = 0; i < a->d; i += 16) {
-        __mmask16 m = lanes16(a->d - i);
-        __m512 kv = kv_load(f16, k, i, m);
-#pragma GCC unroll 4
-        for (int h = 0; h < G; h++)
-            acc[h] = _mm512_fmadd_ps(
-                _mm512_maskz_loadu_ps(m, a->q + (size_t)(h0 + h) * a->q_stride + i), kv, acc[h]);
-    }
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++)
-        a->s[(size_t)(h0 + h) * a->n + j] = a->scale * _mm512_reduce_add_ps(acc[h]);
-}
-
-/* The same for P = 16 / G positions from j at once: 16 independent
- * accumulators (one dot product each, so the FMA chains overlap instead
- * of waiting on each other) and one transposing sum for all 16 instead of
- * 16 horizontal sums. Accumulator h * P + p is head h, position j + p. */
-AI void score16(const struct kern_attn *a, int f16, int h0, int G, int j)
+/* s[h][j + p] = scale * q_h . K_{j+p} for heads h0..h0+G-1 and positions
+ * p < np <= P = 16 / G, all at once: up to 16 independent accumulators
+ * (one dot product each, so the FMA chains overlap instead of waiting on
+ * each other) and one transposing sum for all of them instead of a
+ * horizontal sum each. Accumulator h * P + p is head h, position j + p. */
+AI void score_block(const struct kern_attn *a, int f16, int h0, int G, int j, int np)
 {
     enum { N = 16 };
     int P = N / G;
@@ -84,6 +64,8 @@ AI void score16(const struct kern_attn *a, int f16, int h0, int G, int j)
             q[h] = _mm512_maskz_loadu_ps(m, a->q + (size_t)(h0 + h) * a->q_stride + i);
 #pragma GCC unroll 16
         for (int p = 0; p < P; p++) {
+            if (p >= np)
+                break;
             __m512 kv = kv_load(f16, a->k + (size_t)(j + p) * a->stride, i, m);
 #pragma GCC unroll 4
             for (int h = 0; h < G; h++)
@@ -94,23 +76,21 @@ AI void score16(const struct kern_attn *a, int f16, int h0, int G, int j)
     _Alignas(64) float sums[N];
     _mm512_store_ps(sums, _mm512_mul_ps(sum16(acc), _mm512_set1_ps(a->scale)));
 #pragma GCC unroll 16
-    for (int v = 0; v < N; v++)
-        a->s[(size_t)(h0 + v / P) * a->n + j + v % P] = sums[4 * (v % 4) + v / 4];
+    for (int v = 0; v < G * P; v++)
+        if (v % P < np)
+            a->s[(size_t)(h0 + v / P) * a->n + j + v % P] = sums[4 * (v % 4) + v / 4];
 }
 
 AI void scores(const struct kern_attn *a, int f16, int h0, int G)
 {
-    int j = 0;
-    if (16 % G == 0)
-        for (int P = 16 / G; j + P <= a->n; j += P) {
-            for (int p = 0; p < P; p++)
-                prefetch_row(a, f16, a->k, j + PF_ROWS + p);
-            score16(a, f16, h0, G, j);
-        }
-    for (; j < a->n; j++) {
-        prefetch_row(a, f16, a->k, j + PF_ROWS);
-        score1(a, f16, h0, G, j);
+    int P = 16 / G, j = 0;
+    for (; j + P <= a->n; j += P) {
+        for (int p = 0; p < P; p++)
+            prefetch_row(a, f16, a->k, j + PF_ROWS + p);
+        score_block(a, f16, h0, G, j, P);
     }
+    if (j < a->n)
+        score_block(a, f16, h0, G, j, a->n - j);
 }
 
 /* out_h[i0 .. i0 + 16 C) = sum_j p_h[j] V_j[same] for heads h0..h0+G-1:
