@@ -6,10 +6,12 @@
 # tok/s (64 tokens, --ignore-eos), peak RSS, and decode as a fraction of
 # the memory-bandwidth bound: read bandwidth (measured here, same thread
 # count) / bytes of weights read per token (logged by the backend; includes
-# the 151936 x 1024 lm_head). Noisy when other work shares the cores.
+# the 151936 x 1024 lm_head). Noisy when other work shares the cores:
+# each row is the median of RUNS (default 3) runs.
 set -eu
 AX=${AX:-build/axserve}
 BW=${BW:-build/bench/membw}
+RUNS=${RUNS:-3}
 M=build/bench-models/qwen3-0.6b-shape
 if [ ! -f "$M/config.json" ]; then
     echo "writing $M (about 1.2 GB) ..."
@@ -19,26 +21,37 @@ fi
 ids=$(seq 1000 1127 | paste -sd, -)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-$BW 2 1024 >"$T/bw"
-echo "read bandwidth (GB/s, best of 5 over 1 GiB): $(tr '\n' ' ' <"$T/bw")"
-printf '%-5s %3s %11s %10s %9s %10s %9s %8s\n' quant thr "prefill t/s" "decode t/s" \
-    "MiB/tok" "bound t/s" "of bound" "RSS MiB"
+echo "prefill and decode: medians of $RUNS runs (RUNS=n to change); read GB/s: best of 5 passes"
+echo "over 1 GiB just before each row's runs; last column: the decode range"
+printf '%-5s %3s %11s %10s %9s %7s %10s %9s %8s   %s\n' quant thr "prefill t/s" "decode t/s" \
+    "MiB/tok" "read GB/s" "bound t/s" "of bound" "RSS MiB" "decode min-max"
 for q in none q8 q4; do
     for t in 1 2; do
-        /usr/bin/time -f "%M" -o "$T/rss" $AX generate -m "$M" --ids "$ids" -n 65 --top 1 \
-            --ignore-eos --quant $q --threads $t --slots 1 --ctx 256 >"$T/out" 2>"$T/err"
-        /usr/bin/python3 - "$T" "$q" "$t" <<'PYEOF'
-import json, re, sys
-d, q, t = sys.argv[1], sys.argv[2], int(sys.argv[3])
-g = json.load(open(d + "/out"))["timings"]
-mib = float(re.search(r"\(([0-9.]+) MiB read per token\)", open(d + "/err").read()).group(1))
+        # the bandwidth right before this configuration's runs: other work on
+        # a shared machine moves it from minute to minute
+        $BW $t 1024 >"$T/bw"
+        i=0
+        while [ $i -lt "$RUNS" ]; do
+            /usr/bin/time -f "%M" -o "$T/rss.$i" $AX generate -m "$M" --ids "$ids" -n 65 --top 1 \
+                --ignore-eos --quant $q --threads $t --slots 1 --ctx 256 >"$T/out.$i" 2>"$T/err.$i"
+            i=$((i + 1))
+        done
+        /usr/bin/python3 - "$T" "$q" "$t" "$RUNS" <<'PYEOF'
+import json, re, statistics, sys
+d, q, t, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+pre, dec, rss = [], [], []
+for i in range(runs):
+    g = json.load(open("%s/out.%d" % (d, i)))["timings"]
+    pre.append(g["prompt_tokens"] / g["prompt_ms"] * 1e3)
+    dec.append(g["decode_tokens"] / g["decode_ms"] * 1e3)
+    rss.append(int(open("%s/rss.%d" % (d, i)).read().split()[-1]) / 1024)
+mib = float(re.search(r"\(([0-9.]+) MiB read per token\)", open(d + "/err.0").read()).group(1))
 bw = dict(l.split() for l in open(d + "/bw"))[str(t)]
-rss = int(open(d + "/rss").read().split()[-1]) / 1024
-pre = g["prompt_tokens"] / g["prompt_ms"] * 1e3
-dec = g["decode_tokens"] / g["decode_ms"] * 1e3
 bound = float(bw) * 1e9 / (mib * 1048576)
-print("%-5s %3d %11.1f %10.2f %9.1f %10.2f %8.0f%% %8.0f" % (
-    "bf16" if q == "none" else q, t, pre, dec, mib, bound, 100 * dec / bound, rss))
+p, m = statistics.median(pre), statistics.median(dec)
+print("%-5s %3d %11.1f %10.2f %9.1f %9.1f %10.2f %8.0f%% %8.0f   %.1f-%.1f" % (
+    "bf16" if q == "none" else q, t, p, m, mib, float(bw), bound, 100 * m / bound, max(rss),
+    min(dec), max(dec)))
 PYEOF
     done
 done
