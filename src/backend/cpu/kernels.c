@@ -189,7 +189,8 @@ void kern_mm_ref_f32(const struct kern_mm *a, int r0, int r1)
     }
 }
 
-void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1)
+/* bf16 weights; round_x: activations rounded to bf16 first (--bf16-act) */
+static void mm_ref_bf16(const struct kern_mm *a, int r0, int r1, int round_x)
 {
     for (int r = r0; r < r1; r++) {
         const uint16_t *w = (const uint16_t *)w_row(a, r);
@@ -197,24 +198,21 @@ void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1)
             const float *x = (const float *)(const void *)x_row(a, t);
             float s = 0;
             for (int i = 0; i < a->k; i++)
-                s += kern_bf16_to_f32(w[i]) * x[i];
+                s += kern_bf16_to_f32(w[i]) *
+                     (round_x ? kern_bf16_to_f32(kern_f32_to_bf16(x[i])) : x[i]);
             a->y[(size_t)t * a->y_stride + r] = s;
         }
     }
 }
 
+void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1)
+{
+    mm_ref_bf16(a, r0, r1, 0);
+}
+
 void kern_mm_ref_bf16_act(const struct kern_mm *a, int r0, int r1)
 {
-    for (int r = r0; r < r1; r++) {
-        const uint16_t *w = (const uint16_t *)w_row(a, r);
-        for (int t = 0; t < a->n; t++) {
-            const float *x = (const float *)(const void *)x_row(a, t);
-            float s = 0;
-            for (int i = 0; i < a->k; i++)
-                s += kern_bf16_to_f32(w[i]) * kern_bf16_to_f32(kern_f32_to_bf16(x[i]));
-            a->y[(size_t)t * a->y_stride + r] = s;
-        }
-    }
+    mm_ref_bf16(a, r0, r1, 1);
 }
 
 void kern_mm_ref_f16(const struct kern_mm *a, int r0, int r1)

@@ -64,6 +64,24 @@ AI void store_sums16(__m512 acc[4][4], float *y, size_t ys, int first)
         _mm_storeu_ps(y + j * ys, first ? l[j] : _mm_add_ps(_mm_loadu_ps(y + j * ys), l[j]));
 }
 
+/* acc[i][j] += weights of rows i (m: the bf16 lanes to read, the rest
+ * zero) . activations of token t + j, over 32 inputs from e */
+AI void dp_step(const struct xbuf *b, const uint16_t *const *w, int t, int e, __mmask32 m, int R,
+                int T, __m512 acc[4][4])
+{
+    __m512i xv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++)
+        xv[j] = _mm512_load_si512((const void *)&b->v[t + j][e]);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        __m512i wv = _mm512_maskz_loadu_epi16(m, (const void *)(w[i] + e));
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++)
+            acc[i][j] = _mm512_dpbf16_ps(acc[i][j], as_bh(wv), as_bh(xv[j]));
+    }
+}
+
 /* R rows x T tokens over one k block of kl elements (R, T <= 4);
  * first: store the sums, else add them to y */
 AI void tile(const struct kern_mm *a, const struct xbuf *b, int r, int t0, int t, int e0, int kl,
@@ -79,33 +97,10 @@ AI void tile(const struct kern_mm *a, const struct xbuf *b, int r, int t0, int t
             acc[i][j] = _mm512_setzero_ps();
     }
     int k32 = kl & ~31;
-    for (int e = 0; e < k32; e += 32) {
-        __m512i xv[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < T; j++)
-            xv[j] = _mm512_load_si512((const void *)&b->v[t + j][e]);
-#pragma GCC unroll 4
-        for (int i = 0; i < R; i++) {
-            __m512i wv = _mm512_loadu_si512((const void *)(w[i] + e));
-#pragma GCC unroll 4
-            for (int j = 0; j < T; j++)
-                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], as_bh(wv), as_bh(xv[j]));
-        }
-    }
-    if (k32 < kl) { /* masked tail: weights past kl read as zero */
-        __mmask32 m = (__mmask32)((1u << (kl - k32)) - 1);
-        __m512i xv[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < T; j++)
-            xv[j] = _mm512_load_si512((const void *)&b->v[t + j][k32]);
-#pragma GCC unroll 4
-        for (int i = 0; i < R; i++) {
-            __m512i wv = _mm512_maskz_loadu_epi16(m, (const void *)(w[i] + k32));
-#pragma GCC unroll 4
-            for (int j = 0; j < T; j++)
-                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], as_bh(wv), as_bh(xv[j]));
-        }
-    }
+    for (int e = 0; e < k32; e += 32)
+        dp_step(b, w, t, e, (__mmask32)~0u, R, T, acc);
+    if (k32 < kl) /* masked tail: weights past kl read as zero */
+        dp_step(b, w, t, k32, (__mmask32)((1u << (kl - k32)) - 1), R, T, acc);
     if (R == 4 && T == 4) {
         store_sums16(acc, a->y + (size_t)(t0 + t) * a->y_stride + (size_t)r, a->y_stride, first);
         return;
