@@ -73,8 +73,12 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     p->a.n = n;
     p->a.k = w->k;
     p->rows = w->rows;
-    /* about 8 chunks per thread, in multiples of 8 rows */
-    int ch = w->rows / (c->n_threads * 8);
+    /* Chunks in multiples of 8 rows: about 8 per thread in prefill, to even
+     * out the threads; 2 in decode, where each chunk is a fresh stream whose
+     * first kilobytes arrive before the kernel's prefetch runs ahead.
+     * Measured, 0.6B shape, 2 threads, 8 -> 2 chunks per thread: q4 decode
+     * +13 %, q8 +5 % (1 per thread: q4 +10 %); 1 thread: no change. */
+    int ch = w->rows / (c->n_threads * (n == 1 ? 2 : 8));
     ch = ch < 8 ? 8 : (ch + 7) / 8 * 8;
     p->chunk = ch;
     p->chunks = (w->rows + ch - 1) / ch;
