@@ -548,48 +548,60 @@ static void kc_fill_kv(uint8_t *row, int kv_f16, int n, int take_abs)
     }
 }
 
-static int kc_attn_case(const struct kern_table *v, int kv_f16, int d, int g, int n)
+/* g heads x nq tokens; token b sees n + b positions. Query heads and
+ * tokens are strided apart like the forward pass's rows, with gaps. */
+static int kc_attn_case(const struct kern_table *v, int kv_f16, int d, int g, int n, int nq)
 {
+    int nk = n + nq - 1;
     size_t es = kv_f16 ? 2 : 4, stride = (size_t)(d + 3) * es; /* rows not packed */
     size_t qs = (size_t)d + 1, os = (size_t)d + 2;             /* nor are heads */
-    uint8_t *k = ax_malloc(stride * n), *vv = ax_malloc(stride * n);
-    float *q = ax_malloc(4 * (size_t)g * qs), *o0 = ax_malloc(4 * (size_t)g * d),
-          *o1 = ax_malloc(4 * (size_t)g * os), *pv = ax_malloc(4 * (size_t)g * d),
-          *s = ax_malloc(4 * (size_t)g * n);
+    size_t qt = (size_t)g * qs + 5, ot = (size_t)g * os + 3, rt = (size_t)g * d;
+    uint8_t *k = ax_malloc(stride * nk), *vv = ax_malloc(stride * nk);
+    float *q = ax_malloc(4 * (size_t)nq * qt), *o0 = ax_malloc(4 * (size_t)nq * rt),
+          *o1 = ax_malloc(4 * (size_t)nq * ot), *pv = ax_malloc(4 * (size_t)nq * rt),
+          *s = ax_malloc(4 * (size_t)g * nq * nk);
     int f = 0;
-    for (size_t i = 0; i < (size_t)g * qs; i++)
+    for (size_t i = 0; i < (size_t)nq * qt; i++)
         q[i] = kc_rand();
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < nk; j++) {
         kc_fill_kv(k + j * stride, kv_f16, d + 3, 0);
         kc_fill_kv(vv + j * stride, kv_f16, d + 3, 0);
     }
-    for (size_t i = 0; i < (size_t)g * os; i++)
+    for (size_t i = 0; i < (size_t)nq * ot; i++)
         o1[i] = -777.0f;
-    struct kern_attn a = {q, qs, o0, (size_t)d, k, vv, stride, kv_f16, n, d, g, 0.125f, s};
+    struct kern_attn a = {q, qs, o0, (size_t)d, k, vv, stride, kv_f16,
+                          n, d,  g,  0.125f,    s, nq, qt,     rt};
     kern_attn_ref(&a);
     a.out = o1;
     a.out_stride = os;
+    a.out_tstride = ot;
     v->attn(&a);
     /* sum_j p_j |V_j| per output: the reference on |V| */
-    for (int j = 0; j < n; j++)
+    for (int j = 0; j < nk; j++)
         kc_fill_kv(vv + j * stride, kv_f16, d + 3, 1);
     a.out = pv;
     a.out_stride = (size_t)d;
+    a.out_tstride = rt;
     kern_attn_ref(&a);
-    for (int h = 0; h < g && !f; h++) {
-        double rel = 2 * kc_score_err(q + h * qs, k, stride, kv_f16, d, n, 0.125f) + KC_TOL(n);
-        for (int i = 0; i < (int)os; i++) {
-            float got = o1[h * os + i], want = i < d ? o0[h * d + i] : -777.0f;
-            double tol = i < d ? rel * pv[h * d + i] + 1e-30 : 0;
-            if (fabs(got - want) > tol) {
-                char what[96];
-                snprintf(what, sizeof what, "%s attn f16 %d d %d g %d n %d (head %d col %d)",
-                         v->name, kv_f16, d, g, n, h, i);
-                f += kc_fail(what, got, want);
-                break;
+    for (int b = 0; b < nq && !f; b++)
+        for (int h = 0; h < g && !f; h++) {
+            double rel =
+                2 * kc_score_err(q + b * qt + h * qs, k, stride, kv_f16, d, n + b, 0.125f) +
+                KC_TOL(n + b);
+            const float *want = o0 + b * rt + h * d, *tv = pv + b * rt + h * d;
+            for (int i = 0; i < (int)os; i++) { /* gaps past d stay untouched */
+                float got = o1[b * ot + h * os + i], w = i < d ? want[i] : -777.0f;
+                double tol = i < d ? rel * tv[i] + 1e-30 : 0;
+                if (fabs(got - w) > tol) {
+                    char what[112];
+                    snprintf(what, sizeof what,
+                             "%s attn f16 %d d %d g %d n %d nq %d (token %d head %d col %d)",
+                             v->name, kv_f16, d, g, n, nq, b, h, i);
+                    f += kc_fail(what, got, w);
+                    break;
+                }
             }
         }
-    }
     ax_free(k);
     ax_free(vv);
     ax_free(q);
@@ -605,6 +617,7 @@ static int kc_attn(const struct kern_table *v)
     static const int ds[] = {1, 7, 16, 64, 100, 128, 130, 256};
     static const int gs[] = {1, 2, 3, 4, 5, 8};
     static const int ns[] = {1, 2, 17, 33, 100};
+    static const int nqs[] = {1, 2, 3, 4, 7};
     int f = 0;
     if (!v->attn) /* optional entry */
         return 0;
@@ -612,7 +625,8 @@ static int kc_attn(const struct kern_table *v)
         for (int di = 0; di < 8; di++)
             for (int gi = 0; gi < 6; gi++)
                 for (int ni = 0; ni < 5; ni++)
-                    f += kc_attn_case(v, kv_f16, ds[di], gs[gi], ns[ni]);
+                    for (int qi = 0; qi < 5; qi++)
+                        f += kc_attn_case(v, kv_f16, ds[di], gs[gi], ns[ni], nqs[qi]);
     return f;
 }
 

@@ -475,9 +475,10 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     c->hb = alloc_n(c, cap, I, 4, NULL);
     c->hb2 = alloc_n(c, cap, I, 4, NULL);
     c->xq = alloc_n(c, cap, c->xq_stride, 1, NULL);
-    /* attention scores: per thread, the query heads of one KV head */
+    /* attention scores: per thread, the query heads of one KV head for
+     * ATTN_TOKENS tokens (rows of at most n_ctx positions) */
     c->scores = alloc_n(c, (size_t)c->n_threads * (size_t)(k->n_heads / k->n_kv_heads),
-                        (size_t)c->n_ctx, 4, NULL);
+                        (size_t)ATTN_TOKENS * (size_t)c->n_ctx, 4, NULL);
     c->logits = alloc_n(c, CPU_MAX_BATCH, (size_t)k->vocab, 4, NULL);
     c->rope_cos = alloc_n(c, (size_t)c->n_ctx, D / 2, 4, NULL);
     c->rope_sin = alloc_n(c, (size_t)c->n_ctx, D / 2, 4, NULL);

@@ -205,34 +205,36 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
  * kernel tables without a fused attention. */
 static void attn_composed(const struct kern_table *kt, const struct kern_attn *a)
 {
-    for (int h = 0; h < a->g; h++) {
-        const float *q = a->q + (size_t)h * a->q_stride;
-        float *out = a->out + (size_t)h * a->out_stride, *s = a->s + (size_t)h * a->n;
-        for (int j = 0; j < a->n; j++) {
-            const uint8_t *k = a->k + (size_t)j * a->stride;
-            s[j] = a->scale * (a->kv_f16 ? kt->dot_f16(q, (const uint16_t *)k, a->d)
-                                         : kt->dot_f32(q, (const float *)(const void *)k, a->d));
+    for (int b = 0; b < a->nq; b++)
+        for (int h = 0; h < a->g; h++) {
+            const float *q = a->q + (size_t)b * a->q_tstride + (size_t)h * a->q_stride;
+            float *out = a->out + (size_t)b * a->out_tstride + (size_t)h * a->out_stride;
+            float *s = a->s;
+            int n = a->n + b;
+            for (int j = 0; j < n; j++) {
+                const uint8_t *k = a->k + (size_t)j * a->stride;
+                s[j] =
+                    a->scale * (a->kv_f16 ? kt->dot_f16(q, (const uint16_t *)k, a->d)
+                                          : kt->dot_f32(q, (const float *)(const void *)k, a->d));
+            }
+            kern_softmax(s, n);
+            memset(out, 0, (size_t)a->d * sizeof(float));
+            for (int j = 0; j < n; j++) {
+                const uint8_t *v = a->v + (size_t)j * a->stride;
+                if (a->kv_f16)
+                    kt->axpy_f16(s[j], (const uint16_t *)v, out, a->d);
+                else
+                    kt->axpy_f32(s[j], (const float *)(const void *)v, out, a->d);
+            }
         }
-        kern_softmax(s, a->n);
-        memset(out, 0, (size_t)a->d * sizeof(float));
-        for (int j = 0; j < a->n; j++) {
-            const uint8_t *v = a->v + (size_t)j * a->stride;
-            if (a->kv_f16)
-                kt->axpy_f16(s[j], (const uint16_t *)v, out, a->d);
-            else
-                kt->axpy_f32(s[j], (const float *)(const void *)v, out, a->d);
-        }
-    }
 }
 
-/* One (token, KV head): causal softmax attention of the query heads that
- * share that KV head, over positions 0..pos of the token's slot. */
-static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
+/* Causal attention of tokens t .. t+nq-1 (one sequence, consecutive
+ * positions) for the query heads that share KV head kvh. */
+static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, int ith)
 {
-    int layer = *(const int *)va;
     int NH = c->c.n_heads, KV = c->c.n_kv_heads, D = c->c.head_dim, G = NH / KV;
-    int t = i / KV, kvh = i % KV;
-    int pos = c->t_pos[t], slot = c->t_slot[t];
+    int slot = c->t_slot[t];
     size_t h0 = (size_t)t * NH + (size_t)kvh * G;
     struct kern_attn a = {
         .q = c->q + h0 * D,
@@ -243,16 +245,41 @@ static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
         .v = kv_head(c, c->vcache, slot, layer, kvh),
         .stride = (size_t)D * c->kv_elem,
         .kv_f16 = c->kv_f16,
-        .n = pos + 1,
+        .n = c->t_pos[t] + 1,
         .d = D,
         .g = G,
         .scale = 1.0f / sqrtf((float)D),
-        .s = c->scores + (size_t)ith * G * c->n_ctx,
+        .s = c->scores + (size_t)ith * G * ATTN_TOKENS * c->n_ctx,
+        .nq = nq,
+        .q_tstride = (size_t)NH * D,
+        .out_tstride = (size_t)NH * D,
     };
     if (c->kt.attn)
         c->kt.attn(&a);
     else
         attn_composed(&c->kt, &a);
+}
+
+/* One (group of ATTN_TOKENS tokens, KV head): the group's tokens in runs
+ * of one sequence at consecutive positions, one attention call per run
+ * (a prefill chunk is one run; a batch of decode steps, runs of one). */
+struct attn_arg {
+    int layer, nt;
+};
+
+static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
+{
+    const struct attn_arg *aa = va;
+    int KV = c->c.n_kv_heads, t = i / KV * ATTN_TOKENS, kvh = i % KV;
+    int end = t + ATTN_TOKENS < aa->nt ? t + ATTN_TOKENS : aa->nt;
+    while (t < end) {
+        int nq = 1;
+        while (t + nq < end && c->t_slot[t + nq] == c->t_slot[t] &&
+               c->t_pos[t + nq] == c->t_pos[t] + nq)
+            nq++;
+        attn_tokens(c, aa->layer, t, nq, kvh, ith);
+        t += nq;
+    }
 }
 
 static void swiglu_row(struct cpu_ctx *c, const void *va, int t, int ith)
@@ -306,7 +333,8 @@ static void layer_forward(struct cpu_ctx *c, int l, int nt)
     mm_add(c, &j, &L->v, c->xb, H, c->v, KD, nt);
     mm_run(c, &j);
     for_rows(c, nt, qk_row, L);
-    for_rows(c, nt * c->c.n_kv_heads, attn_row, &l);
+    struct attn_arg aa = {l, nt};
+    for_rows(c, (nt + ATTN_TOKENS - 1) / ATTN_TOKENS * c->c.n_kv_heads, attn_row, &aa);
     if (kq_is_quant(L->o.type))
         quant_rows(c, c->att, QD, nt);
     memset(&j, 0, sizeof j);

@@ -15,6 +15,7 @@
 #define CPU_MAGIC 0x43505531u /* "CPU1" */
 #define CPU_MAX_TOKENS 256    /* tokens per pass over the weights (prefill chunk) */
 #define CPU_MAX_BATCH 16      /* sequences per forward call */
+#define ATTN_TOKENS 4         /* tokens per attention call (kern_attn's nq) */
 
 /* A weight matrix [rows][k] in one of the kernel formats. */
 struct cpu_w {
@@ -67,7 +68,7 @@ struct cpu_ctx {
     float *hb, *hb2;     /* [cap][I] */
     uint8_t *xq;         /* [cap] KA_Q8 rows of the widest input */
     size_t xq_stride;
-    float *scores;  /* [n_threads][n_ctx] */
+    float *scores;  /* [n_threads][G * ATTN_TOKENS][n_ctx] */
     float *logits;  /* [CPU_MAX_BATCH][vocab] */
     int32_t *t_tok; /* per token of a pass: id, position, slot */
     int *t_pos, *t_slot;

@@ -646,25 +646,28 @@ void kern_softmax(float *x, int n)
 
 void kern_attn_ref(const struct kern_attn *a)
 {
-    for (int h = 0; h < a->g; h++) {
-        const float *q = a->q + (size_t)h * a->q_stride;
-        float *out = a->out + (size_t)h * a->out_stride, *s = a->s + (size_t)h * a->n;
-        for (int j = 0; j < a->n; j++) {
-            const uint8_t *k = a->k + (size_t)j * a->stride;
-            s[j] =
-                a->scale * (a->kv_f16 ? kern_dot_f16_ref(q, (const uint16_t *)k, a->d)
-                                      : kern_dot_f32_ref(q, (const float *)(const void *)k, a->d));
+    for (int b = 0; b < a->nq; b++)
+        for (int h = 0; h < a->g; h++) {
+            const float *q = a->q + (size_t)b * a->q_tstride + (size_t)h * a->q_stride;
+            float *out = a->out + (size_t)b * a->out_tstride + (size_t)h * a->out_stride;
+            float *s = a->s;
+            int n = a->n + b;
+            for (int j = 0; j < n; j++) {
+                const uint8_t *k = a->k + (size_t)j * a->stride;
+                s[j] = a->scale * (a->kv_f16
+                                       ? kern_dot_f16_ref(q, (const uint16_t *)k, a->d)
+                                       : kern_dot_f32_ref(q, (const float *)(const void *)k, a->d));
+            }
+            kern_softmax(s, n);
+            memset(out, 0, (size_t)a->d * sizeof(float));
+            for (int j = 0; j < n; j++) {
+                const uint8_t *v = a->v + (size_t)j * a->stride;
+                if (a->kv_f16)
+                    kern_axpy_f16_ref(s[j], (const uint16_t *)v, out, a->d);
+                else
+                    kern_axpy_f32_ref(s[j], (const float *)(const void *)v, out, a->d);
+            }
         }
-        kern_softmax(s, a->n);
-        memset(out, 0, (size_t)a->d * sizeof(float));
-        for (int j = 0; j < a->n; j++) {
-            const uint8_t *v = a->v + (size_t)j * a->stride;
-            if (a->kv_f16)
-                kern_axpy_f16_ref(s[j], (const uint16_t *)v, out, a->d);
-            else
-                kern_axpy_f32_ref(s[j], (const float *)(const void *)v, out, a->d);
-        }
-    }
 }
 
 /* ---- table ------------------------------------------------------------- */

@@ -91,12 +91,14 @@ typedef void (*kern_mm_fn)(const struct kern_mm *a, int r0, int r1);
 /* x[k] -> one quantised activation row (k % 32 == 0) */
 typedef void (*kern_quant_fn)(const float *x, int k, uint8_t *out);
 
-/* Causal attention of g query heads that share one KV head, over the n
- * cached positions 0..n-1 (n >= 1): for each head h,
- *   s_j = scale * dot(q_h, K_j),  p = softmax(s),  out_h = sum_j p_j V_j
+/* Causal attention of g query heads that share one KV head, for nq >= 1
+ * consecutive tokens of one sequence: token b (0..nq-1) sees the cached
+ * positions 0..n+b-1 (n >= 1), and for each of its heads h,
+ *   s_j = scale * dot(q_bh, K_j),  p = softmax(s),  out_bh = sum_j p_j V_j
  * K_j, V_j: rows of d values (f16 if kv_f16, else f32), stride bytes
- * apart. q and out: g rows of d floats, q_stride / out_stride floats
- * apart. s: scratch of g * n floats. */
+ * apart. q_bh = q + b * q_tstride + h * q_stride (floats), out likewise.
+ * s: scratch of g * nq * (n + nq - 1) floats. Several tokens in one call
+ * let a kernel convert each K and V row once for all of them (prefill). */
 struct kern_attn {
     const float *q;
     size_t q_stride;
@@ -108,6 +110,8 @@ struct kern_attn {
     int n, d, g;
     float scale;
     float *s;
+    int nq;
+    size_t q_tstride, out_tstride;
 };
 
 /* The dispatch table. Every entry is filled with the scalar reference by
@@ -126,8 +130,9 @@ struct kern_table {
     void (*axpy_f32)(float a, const float *v, float *out, int d);
     void (*f32_to_f16)(const float *x, uint16_t *out, int n);
     void (*silu_mul)(float *a, const float *b, int n); /* kern_silu_mul */
-    void (*rmsnorm)(const float *x, const float *w, int n, float eps, float *out); /* kern_rmsnorm */
-    void (*rope)(float *x, const float *cos_t, const float *sin_t, int d);        /* kern_rope */
+    void (*rmsnorm)(const float *x, const float *w, int n, float eps,
+                    float *out);                                           /* kern_rmsnorm */
+    void (*rope)(float *x, const float *cos_t, const float *sin_t, int d); /* kern_rope */
     /* fused attention (optional: NULL means the caller composes it from
      * dot_* and axpy_*, as kern_attn_ref does) */
     void (*attn)(const struct kern_attn *a);
