@@ -56,7 +56,10 @@ struct pool {
     void *ctx;
 };
 
-static int has_items(uint64_t c) { return (c & FIELD_MASK) < ((c >> N_SHIFT) & FIELD_MASK); }
+static int has_items(uint64_t c)
+{
+    return (c & FIELD_MASK) < ((c >> N_SHIFT) & FIELD_MASK);
+}
 
 /* Runs items of the published job until none are left to claim. */
 static void run_items(struct pool *p, int ith)
@@ -132,8 +135,7 @@ enum ax_err pool_create(int n_threads, struct pool **out, char *err)
         w->ith = i;
         if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
             pool_free(p);
-            return ax_fail(err, AX_EBACKEND, "cannot start worker thread %d of %d", i,
-                           n_threads);
+            return ax_fail(err, AX_EBACKEND, "cannot start worker thread %d of %d", i, n_threads);
         }
         p->n_started++;
     }
@@ -158,13 +160,19 @@ void pool_free(struct pool *p)
     ax_free(p);
 }
 
-int pool_threads(const struct pool *p) { return p->n; }
+int pool_threads(const struct pool *p)
+{
+    return p->n;
+}
 
 void pool_for(struct pool *p, int n, pool_fn fn, void *ctx)
 {
     if (n <= 0)
         return;
-    if (p->n == 1 || n > POOL_MAX_ITEMS) { /* (callers keep n far below the limit) */
+    /* one item: nothing to share, and no hand-off to pay (a decode step
+     * has ~4 single-row steps per layer); past the limit: callers keep n
+     * far below it */
+    if (p->n == 1 || n == 1 || n > POOL_MAX_ITEMS) {
         for (int i = 0; i < n; i++)
             fn(ctx, i, 0);
         return;
