@@ -201,34 +201,6 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
     store_kv(c, c->vcache, t, layer, c->v + (size_t)t * KV * D);
 }
 
-/* kern_attn_ref's computation with this CPU's dot and axpy kernels, for
- * kernel tables without a fused attention. */
-static void attn_composed(const struct kern_table *kt, const struct kern_attn *a)
-{
-    for (int b = 0; b < a->nq; b++)
-        for (int h = 0; h < a->g; h++) {
-            const float *q = a->q + (size_t)b * a->q_tstride + (size_t)h * a->q_stride;
-            float *out = a->out + (size_t)b * a->out_tstride + (size_t)h * a->out_stride;
-            float *s = a->s;
-            int n = a->n + b;
-            for (int j = 0; j < n; j++) {
-                const uint8_t *k = a->k + (size_t)j * a->stride;
-                s[j] =
-                    a->scale * (a->kv_f16 ? kt->dot_f16(q, (const uint16_t *)k, a->d)
-                                          : kt->dot_f32(q, (const float *)(const void *)k, a->d));
-            }
-            kern_softmax(s, n);
-            memset(out, 0, (size_t)a->d * sizeof(float));
-            for (int j = 0; j < n; j++) {
-                const uint8_t *v = a->v + (size_t)j * a->stride;
-                if (a->kv_f16)
-                    kt->axpy_f16(s[j], (const uint16_t *)v, out, a->d);
-                else
-                    kt->axpy_f32(s[j], (const float *)(const void *)v, out, a->d);
-            }
-        }
-}
-
 /* Causal attention of tokens t .. t+nq-1 (one sequence, consecutive
  * positions) for the query heads that share KV head kvh. */
 static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, int ith)
@@ -257,7 +229,7 @@ static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, in
     if (c->kt.attn)
         c->kt.attn(&a);
     else
-        attn_composed(&c->kt, &a);
+        kern_attn_composed(&c->kt, &a);
 }
 
 /* One (group of ATTN_TOKENS tokens, KV head): the group's tokens in runs

@@ -644,7 +644,7 @@ void kern_softmax(float *x, int n)
 
 /* ---- attention --------------------------------------------------------- */
 
-void kern_attn_ref(const struct kern_attn *a)
+void kern_attn_composed(const struct kern_table *kt, const struct kern_attn *a)
 {
     for (int b = 0; b < a->nq; b++)
         for (int h = 0; h < a->g; h++) {
@@ -654,20 +654,29 @@ void kern_attn_ref(const struct kern_attn *a)
             int n = a->n + b;
             for (int j = 0; j < n; j++) {
                 const uint8_t *k = a->k + (size_t)j * a->stride;
-                s[j] = a->scale * (a->kv_f16
-                                       ? kern_dot_f16_ref(q, (const uint16_t *)k, a->d)
-                                       : kern_dot_f32_ref(q, (const float *)(const void *)k, a->d));
+                s[j] =
+                    a->scale * (a->kv_f16 ? kt->dot_f16(q, (const uint16_t *)k, a->d)
+                                          : kt->dot_f32(q, (const float *)(const void *)k, a->d));
             }
             kern_softmax(s, n);
             memset(out, 0, (size_t)a->d * sizeof(float));
             for (int j = 0; j < n; j++) {
                 const uint8_t *v = a->v + (size_t)j * a->stride;
                 if (a->kv_f16)
-                    kern_axpy_f16_ref(s[j], (const uint16_t *)v, out, a->d);
+                    kt->axpy_f16(s[j], (const uint16_t *)v, out, a->d);
                 else
-                    kern_axpy_f32_ref(s[j], (const float *)(const void *)v, out, a->d);
+                    kt->axpy_f32(s[j], (const float *)(const void *)v, out, a->d);
             }
         }
+}
+
+void kern_attn_ref(const struct kern_attn *a)
+{
+    const struct kern_table ref = {.dot_f16 = kern_dot_f16_ref,
+                                   .dot_f32 = kern_dot_f32_ref,
+                                   .axpy_f16 = kern_axpy_f16_ref,
+                                   .axpy_f32 = kern_axpy_f32_ref};
+    kern_attn_composed(&ref, a);
 }
 
 /* ---- table ------------------------------------------------------------- */

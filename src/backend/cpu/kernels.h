@@ -164,6 +164,9 @@ void kern_axpy_f16_ref(float a, const uint16_t *v, float *out, int d);
 void kern_axpy_f32_ref(float a, const float *v, float *out, int d);
 void kern_f32_to_f16_ref(const float *x, uint16_t *out, int n);
 void kern_attn_ref(const struct kern_attn *a);
+/* kern_attn_ref's computation with the table's dot_* and axpy_* (for
+ * tables without a fused attention) */
+void kern_attn_composed(const struct kern_table *kt, const struct kern_attn *a);
 
 /* Scalar conversions (portable, exact IEEE semantics, round to nearest even). */
 float kern_f16_to_f32(uint16_t h);
