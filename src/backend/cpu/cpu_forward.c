@@ -232,18 +232,18 @@ static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, in
         kern_attn_composed(&c->kt, &a);
 }
 
-/* One (group of ATTN_TOKENS tokens, KV head): the group's tokens in runs
- * of one sequence at consecutive positions, one attention call per run
- * (a prefill chunk is one run; a batch of decode steps, runs of one). */
+/* One (group of per tokens, KV head): the group's tokens in runs of one
+ * sequence at consecutive positions, one attention call per run (a
+ * prefill chunk is one run; a batch of decode steps, runs of one). */
 struct attn_arg {
-    int layer, nt;
+    int layer, nt, per;
 };
 
 static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
 {
     const struct attn_arg *aa = va;
-    int KV = c->c.n_kv_heads, t = i / KV * ATTN_TOKENS, kvh = i % KV;
-    int end = t + ATTN_TOKENS < aa->nt ? t + ATTN_TOKENS : aa->nt;
+    int KV = c->c.n_kv_heads, t = i / KV * aa->per, kvh = i % KV;
+    int end = t + aa->per < aa->nt ? t + aa->per : aa->nt;
     while (t < end) {
         int nq = 1;
         while (t + nq < end && c->t_slot[t + nq] == c->t_slot[t] &&
@@ -305,8 +305,11 @@ static void layer_forward(struct cpu_ctx *c, int l, int nt)
     mm_add(c, &j, &L->v, c->xb, H, c->v, KD, nt);
     mm_run(c, &j);
     for_rows(c, nt, qk_row, L);
-    struct attn_arg aa = {l, nt};
-    for_rows(c, (nt + ATTN_TOKENS - 1) / ATTN_TOKENS * c->c.n_kv_heads, attn_row, &aa);
+    /* groups of ATTN_TOKENS when there are enough of them to keep every
+     * thread busy (prefill), else one token an item (a batch of decodes) */
+    int per = nt >= ATTN_TOKENS * c->n_threads ? ATTN_TOKENS : 1;
+    struct attn_arg aa = {l, nt, per};
+    for_rows(c, (nt + per - 1) / per * c->c.n_kv_heads, attn_row, &aa);
     if (kq_is_quant(L->o.type))
         quant_rows(c, c->att, QD, nt);
     memset(&j, 0, sizeof j);
