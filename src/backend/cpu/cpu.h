@@ -4,8 +4,9 @@
  * and an f16 (default) or f32 KV cache. Defaults: one thread per core,
  * 4 slots, n_ctx = min(max_position_embeddings, 4096); the KV cache is
  * allocated for all of it; the leading positions of every slot (64 MiB in
- * all) are written at load, the rest only as positions fill. Limits: prefill_chunk 256 tokens per pass over the weights (longer
- * calls are split), max_batch 16 sequences per call. */
+ * all) are written at load, the rest only as positions fill. Limits:
+ * prefill_chunk 256 tokens per pass over the weights (longer calls are
+ * split), max_batch 16 sequences per call. */
 #ifndef AX_BACKEND_CPU_CPU_H
 #define AX_BACKEND_CPU_CPU_H
 

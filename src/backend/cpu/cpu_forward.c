@@ -232,13 +232,13 @@ static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, in
         kern_attn_composed(&c->kt, &a);
 }
 
+struct attn_arg {
+    int layer, nt, per; /* per: tokens an item */
+};
+
 /* One (group of per tokens, KV head): the group's tokens in runs of one
  * sequence at consecutive positions, one attention call per run (a
  * prefill chunk is one run; a batch of decode steps, runs of one). */
-struct attn_arg {
-    int layer, nt, per;
-};
-
 static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
 {
     const struct attn_arg *aa = va;

@@ -130,11 +130,11 @@ struct kern_table {
     void (*axpy_f32)(float a, const float *v, float *out, int d);
     void (*f32_to_f16)(const float *x, uint16_t *out, int n);
     void (*silu_mul)(float *a, const float *b, int n); /* kern_silu_mul */
-    void (*rmsnorm)(const float *x, const float *w, int n, float eps,
-                    float *out);                                           /* kern_rmsnorm */
-    void (*rope)(float *x, const float *cos_t, const float *sin_t, int d); /* kern_rope */
+    /* kern_rmsnorm, kern_rope */
+    void (*rmsnorm)(const float *x, const float *w, int n, float eps, float *out);
+    void (*rope)(float *x, const float *cos_t, const float *sin_t, int d);
     /* fused attention (optional: NULL means the caller composes it from
-     * dot_* and axpy_*, as kern_attn_ref does) */
+     * dot_* and axpy_*: kern_attn_composed) */
     void (*attn)(const struct kern_attn *a);
     /* optional (NULL unless the CPU has a fast bf16 dot product): BF16
      * weights with f32 activations rounded to bf16 (round to nearest

@@ -11,7 +11,7 @@
  * 40 -> 17 ns per position. A pass takes up to 4 query rows: with several
  * tokens in one call (prefill), rows of 2 tokens share each converted K
  * and V row: 17-19 -> 8-12 ns per position and token (1000-token prompt,
- * q4: +13-20 % prefill tok/s). 8 rows per pass spilled registers (30 ns).
+ * q4: +13-30 % prefill tok/s). 8 rows per pass spilled registers (30 ns).
  * Compiled with -mavx512f -mavx512bw -mavx512vl -mf16c; installed with the
  * AVX-512 table. Any d works: the last chunk of a row is masked. */
 #include <immintrin.h>
