@@ -12,7 +12,11 @@
 
 #define AI static inline __attribute__((always_inline))
 #define PF_AHEAD 1024 /* bytes ahead of the current weight load */
-#define PF_DEC 2048   /* the same for the decode stream */
+/* The decode stream: every line this far ahead, non-temporal (read once
+ * per token). Against every other line 2 KiB ahead into L1, measured
+ * bench-shaped, 0.6B bf16: decode x1.035-1.044 with 1 thread, x1.046
+ * with 2; 8 KiB x1.02-1.035, every line into L1 x0.96. */
+#define PF_DEC 4096
 
 enum wt { W_F32, W_BF16, W_F16 };
 
@@ -106,9 +110,9 @@ AI void frow_dec(const struct kern_mm *a, enum wt wt, int r)
         acc[i] = _mm512_setzero_ps();
     int k64 = a->k & ~63;
     for (int e = 0; e < k64; e += 64) {
-        _mm_prefetch((const char *)w + (wt == W_F32 ? 4 : 2) * (size_t)e + PF_DEC, _MM_HINT_T0);
-        if (wt == W_F32)
-            _mm_prefetch((const char *)w + 4 * (size_t)e + PF_DEC + 64, _MM_HINT_T0);
+        size_t at = (wt == W_F32 ? 4 : 2) * (size_t)e, len = wt == W_F32 ? 256 : 128;
+        for (size_t o = 0; o < len; o += 64)
+            _mm_prefetch((const char *)w + at + PF_DEC + o, _MM_HINT_NTA);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
             acc[i] =
