@@ -37,26 +37,28 @@
  * (2 threads). 16 rows ahead into L1 instead gained about half of it. */
 #define PF_L2_ROWS 32
 
-AI void prefetch_row(const struct kern_attn *a, int f16, const uint8_t *base, int j, int hint)
+/* Row j into L1, or into L2 if l2 (the intrinsic takes only a constant
+ * hint, so a flag picks one of two calls) */
+AI void prefetch_row(const struct kern_attn *a, int f16, const uint8_t *base, int j, int l2)
 {
     /* (past the last row this asks for bytes nobody needs; a prefetch
      * never faults) */
     const char *p = (const char *)(base + (size_t)j * a->stride);
     size_t bytes = (size_t)a->d * (f16 ? 2 : 4);
     for (size_t o = 0; o < bytes; o += 64) {
-        if (hint == _MM_HINT_T0)
-            _mm_prefetch(p + o, _MM_HINT_T0);
-        else
+        if (l2)
             _mm_prefetch(p + o, _MM_HINT_T1);
+        else
+            _mm_prefetch(p + o, _MM_HINT_T0);
     }
 }
 
 /* Rows j + PF_ROWS into L1 and, in a decode call, j + PF_L2_ROWS into L2 */
 AI void prefetch_ahead(const struct kern_attn *a, int f16, const uint8_t *base, int j)
 {
-    prefetch_row(a, f16, base, j + PF_ROWS, _MM_HINT_T0);
+    prefetch_row(a, f16, base, j + PF_ROWS, 0);
     if (a->nq == 1)
-        prefetch_row(a, f16, base, j + PF_L2_ROWS, _MM_HINT_T1);
+        prefetch_row(a, f16, base, j + PF_L2_ROWS, 1);
 }
 
 /* 16 (or fewer, masked) values of a K or V row from column i. */
