@@ -111,6 +111,11 @@ shutdown_mid_stream() {
     grep -v '^$' "$tmp/stream.txt" | tail -n 1 | grep -q '^data: \[DONE\]$' ||
         fail "$name: the open stream did not end with [DONE]"
     grep -q '"error"' "$tmp/stream.txt" || fail "$name: the open stream got no error event"
+    if [ $status != 0 ]; then
+        echo "-- the stream's last lines ($(grep -c '^data: ' "$tmp/stream.txt") events):"
+        grep -v '^$' "$tmp/stream.txt" | tail -n 3 | cut -c1-300
+        show_log "$name"
+    fi
     if grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$tmp/$name.err"; then
         fail "$name: sanitizer report"
         show_log "$name"
