@@ -21,6 +21,7 @@
 #include "chat/template.h"
 #include "tok/tok.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -64,9 +65,7 @@ struct job {
 
 double api_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return ax_now_ms() * 1e-3;
 }
 
 static void set_fail(struct job *j, enum ax_err rc, const char *msg)

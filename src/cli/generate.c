@@ -21,12 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend/backend.h"
 #include "cli/cli.h"
 #include "model/model.h"
 #include "tok/tok.h"
+#include "util/clock.h"
 #include "util/file.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -193,13 +193,6 @@ static enum ax_err prompt_ids(const struct gen_args *a, const struct model *m, i
 
 /* ---- one step's log-probabilities and choice ------------------------------ */
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static double log_sum_exp(const float *l, int n)
 {
     float mx = l[0];
@@ -283,7 +276,7 @@ static enum ax_err run_prefill(struct run *r, char *err)
 {
     int chunk = r->a.prefill_chunk > 0 ? r->a.prefill_chunk : r->b->lim.prefill_chunk;
     chunk = chunk > 0 ? chunk : 1;
-    double t0 = now_ms();
+    double t0 = ax_now_ms();
     for (size_t p = 0; p < r->n_prompt; p += (size_t)chunk) {
         size_t n = r->n_prompt - p < (size_t)chunk ? r->n_prompt - p : (size_t)chunk;
         struct backend_seq s = {0, r->prompt + p, (int)n, (int)p,
@@ -292,7 +285,7 @@ static enum ax_err run_prefill(struct run *r, char *err)
         if (e != AX_OK)
             return e;
     }
-    r->prompt_ms = now_ms() - t0;
+    r->prompt_ms = ax_now_ms() - t0;
     return AX_OK;
 }
 
@@ -312,12 +305,12 @@ static enum ax_err run_decode(struct run *r, char *err)
         r->out[r->n_out++] = id;
         if ((!r->a.ignore_eos && g && is_eos(g, id)) || i + 1 == r->a.n)
             break;
-        double t0 = now_ms();
+        double t0 = ax_now_ms();
         struct backend_seq s = {0, &r->out[i], 1, (int)r->n_prompt + i, r->logits};
         enum ax_err e = r->b->ops->forward(r->b->ctx, &s, 1, err);
         if (e != AX_OK)
             return e;
-        r->decode_ms += now_ms() - t0;
+        r->decode_ms += ax_now_ms() - t0;
         r->decode_tokens++;
     }
     return AX_OK;

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend/cpu/cpu_int.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -517,16 +517,14 @@ static double warm_up(struct cpu_ctx *c)
     float *logits = ax_mallocarray((size_t)c->c.vocab, sizeof *logits);
     if (!logits)
         return 0; /* only a speed-up: skipped if memory is that short */
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = ax_now_ms();
     int32_t tok = 0;
     struct backend_seq s = {0, &tok, 1, 0, logits};
     char err[AX_ERRLEN];
     if (cpu_forward(c, &s, 1, err) != AX_OK)
         ax_warn("cpu: warm-up step failed: %s", err);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     ax_free(logits);
-    return (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+    return ax_now_ms() - t0;
 }
 
 /* ---- backend interface ------------------------------------------------- */
