@@ -137,6 +137,8 @@ AI void itile(const struct kern_mm *a, int q4, int r, int t, int R, int T)
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++)
             wg[i] = wc[i] + (size_t)g * gw;
+        /* (the two divisions per group are hidden behind memory here: a
+         * running cursor instead measured q4 decode x0.93-0.95) */
         if (T == 1) { /* rows are adjacent: [wd[0], wd[0] + R * w_stride) */
             const char *ahead = (const char *)wd[0] + pf_decode(q4);
             size_t span = (size_t)R * a->w_stride;
