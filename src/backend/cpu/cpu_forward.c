@@ -79,8 +79,13 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
      * of several matrices still has a few items per thread to balance).
      * Measured, 0.6B shape, 2 threads: 8 -> 2 chunks per thread, q4 decode
      * +13 %, q8 +5 %; 2 -> 1, with the gap-free decode prefetch, q4 +3 %,
-     * bf16 +2 %, q8 +1 %; 1 thread: no change. */
-    int ch = w->rows / (c->n_threads * (n == 1 ? 1 : 8));
+     * bf16 +2 %, q8 +1 %; 1 thread: no change. BF16 prefill takes 4 per
+     * thread: 8 -> 4 measured x1.06 with 2 threads (paired fresh runs; the
+     * same pass rerun in one process, alternating: 4-5 %), x1.02 with 1;
+     * q8 and q4 were unchanged or slower, so they keep 8. Why is open: the
+     * activation reorder that each chunk repeats accounts for about 2 %. */
+    int per = n == 1 ? 1 : w->type == KQ_BF16 ? 4 : 8;
+    int ch = w->rows / (c->n_threads * per);
     ch = ch < 8 ? 8 : (ch + 7) / 8 * 8;
     p->chunk = ch;
     p->chunks = (w->rows + ch - 1) / ch;
