@@ -4,6 +4,7 @@
  * |codes| <= 127 and two products are summed) or SDOT. Same results as the
  * scalar references in kernels.c up to float summation order. */
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/arch/arm/arm.h"
@@ -298,6 +299,87 @@ static void f32_to_f16(const float *x, uint16_t *out, int n)
         out[i] = vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(x[i]))), 0);
 }
 
+/* ---- per-element steps ------------------------------------------------- */
+
+/* e^x on 4 floats, as exp512 in the x86 files: clamped to [-88, 88] (about
+ * the smallest normal float's exponent), x = n ln2 + r with |r| <= ln2/2
+ * (ln2 in two parts so n ln2 is exact), e^r from Cephes' degree-7
+ * polynomial for expf, times 2^n built in two halves so that n down to
+ * -127 still gives a normal factor each. Within 2 ulp of expf. */
+AI float32x4_t exp4(float32x4_t x)
+{
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-88.0f)), vdupq_n_f32(88.0f));
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_n_f32(x, n, 0.693359375f);
+    r = vfmsq_n_f32(r, n, -2.12194440e-4f);
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    int32x4_t ni = vcvtq_s32_f32(n), n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+    int32x4_t bias = vdupq_n_s32(127);
+    float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, bias), 23));
+    float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, bias), 23));
+    return vmulq_f32(vmulq_f32(p, s1), s2);
+}
+
+/* kern_silu_mul without a libm call per element (every token and layer
+ * goes through it: intermediate_size values each). */
+static void silu_mul(float *a, const float *b, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t x = vld1q_f32(a + i);
+        float32x4_t s = vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), exp4(vnegq_f32(x))));
+        vst1q_f32(a + i, vmulq_f32(s, vld1q_f32(b + i)));
+    }
+    if (i < n)
+        kern_silu_mul(a + i, b + i, n - i);
+}
+
+/* kern_rmsnorm: squares summed in double (8 lanes), scaled in float in the
+ * reference's order. */
+static void rmsnorm(const float *x, const float *w, int n, float eps, float *out)
+{
+    float64x2_t s[4] = {vdupq_n_f64(0), vdupq_n_f64(0), vdupq_n_f64(0), vdupq_n_f64(0)};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float32x4_t a = vld1q_f32(x + i), b = vld1q_f32(x + i + 4);
+        float64x2_t d[4] = {vcvt_f64_f32(vget_low_f32(a)), vcvt_high_f64_f32(a),
+                            vcvt_f64_f32(vget_low_f32(b)), vcvt_high_f64_f32(b)};
+        for (int j = 0; j < 4; j++)
+            s[j] = vfmaq_f64(s[j], d[j], d[j]);
+    }
+    double ss = vaddvq_f64(vaddq_f64(vaddq_f64(s[0], s[1]), vaddq_f64(s[2], s[3])));
+    for (; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (i = 0; i + 4 <= n; i += 4)
+        vst1q_f32(out + i, vmulq_f32(vld1q_f32(w + i), vmulq_n_f32(vld1q_f32(x + i), r)));
+    for (; i < n; i++)
+        out[i] = w[i] * (x[i] * r);
+}
+
+/* kern_rope (rotate_half: element i pairs with i + d/2), 4 pairs at once */
+static void rope(float *x, const float *cos_t, const float *sin_t, int d)
+{
+    int h = d / 2, i = 0;
+    for (; i + 4 <= h; i += 4) {
+        float32x4_t a = vld1q_f32(x + i), b = vld1q_f32(x + i + h);
+        float32x4_t c = vld1q_f32(cos_t + i), s = vld1q_f32(sin_t + i);
+        vst1q_f32(x + i, vsubq_f32(vmulq_f32(a, c), vmulq_f32(b, s)));
+        vst1q_f32(x + i + h, vaddq_f32(vmulq_f32(b, c), vmulq_f32(a, s)));
+    }
+    for (; i < h; i++) {
+        float a = x[i], b = x[i + h];
+        x[i] = a * cos_t[i] - b * sin_t[i];
+        x[i + h] = b * cos_t[i] + a * sin_t[i];
+    }
+}
+
 static void fill(struct kern_table *t, const char *name)
 {
     t->name = name;
@@ -312,4 +394,7 @@ static void fill(struct kern_table *t, const char *name)
     t->axpy_f16 = axpy_f16;
     t->axpy_f32 = axpy_f32;
     t->f32_to_f16 = f32_to_f16;
+    t->silu_mul = silu_mul;
+    t->rmsnorm = rmsnorm;
+    t->rope = rope;
 }

@@ -9,6 +9,7 @@
  * trick: |w| (unsigned) times sign(w)*x (signed), exact in int16 because
  * both codes stay within -127..127. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/arch/x86/x86.h"
@@ -314,6 +315,92 @@ static void f32_to_f16(const float *x, uint16_t *out, int n)
         out[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+/* ---- per-element steps ------------------------------------------------- */
+
+/* e^x on 8 floats, as exp512 (avx512_common.h): clamped to [-88, 88],
+ * x = n ln2 + r, e^r from Cephes' expf polynomial; AVX2 has no vscalefps,
+ * so 2^n is built in two halves, each a normal float for n down to -127.
+ * Within 2 ulp of expf. */
+AI __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
+    __m256i n2 = _mm256_sub_epi32(ni, n1), bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* kern_silu_mul without a libm call per element (every token and layer
+ * goes through it: intermediate_size values each) */
+static void silu_mul(float *a, const float *b, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(a + i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(a + i, _mm256_mul_ps(s, _mm256_loadu_ps(b + i)));
+    }
+    if (i < n)
+        kern_silu_mul(a + i, b + i, n - i);
+}
+
+/* kern_rmsnorm: squares summed in double (8 lanes), scaled in float in
+ * the reference's order */
+static void rmsnorm(const float *x, const float *w, int n, float eps, float *out)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+        __m256d b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        s0 = _mm256_fmadd_pd(a, a, s0);
+        s1 = _mm256_fmadd_pd(b, b, s1);
+    }
+    __m256d s = _mm256_add_pd(s0, s1);
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    double ss = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    __m256 rv = _mm256_set1_ps(r);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i),
+                                                _mm256_mul_ps(_mm256_loadu_ps(x + i), rv)));
+    for (; i < n; i++)
+        out[i] = w[i] * (x[i] * r);
+}
+
+/* kern_rope, 8 pairs at a time, with the reference's operations (no fused
+ * multiply-add: the results are bit-identical) */
+static void rope(float *x, const float *cos_t, const float *sin_t, int d)
+{
+    int h = d / 2, i = 0;
+    for (; i + 8 <= h; i += 8) {
+        __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + h);
+        __m256 c = _mm256_loadu_ps(cos_t + i), s = _mm256_loadu_ps(sin_t + i);
+        _mm256_storeu_ps(x + i, _mm256_sub_ps(_mm256_mul_ps(a, c), _mm256_mul_ps(b, s)));
+        _mm256_storeu_ps(x + i + h, _mm256_add_ps(_mm256_mul_ps(b, c), _mm256_mul_ps(a, s)));
+    }
+    for (; i < h; i++) {
+        float a = x[i], b = x[i + h];
+        x[i] = a * cos_t[i] - b * sin_t[i];
+        x[i + h] = b * cos_t[i] + a * sin_t[i];
+    }
+}
+
 void kern_x86_avx2_fill(struct kern_table *t)
 {
     t->name = "avx2+fma+f16c";
@@ -328,4 +415,7 @@ void kern_x86_avx2_fill(struct kern_table *t)
     t->axpy_f16 = axpy_f16;
     t->axpy_f32 = axpy_f32;
     t->f32_to_f16 = f32_to_f16;
+    t->silu_mul = silu_mul;
+    t->rmsnorm = rmsnorm;
+    t->rope = rope;
 }
