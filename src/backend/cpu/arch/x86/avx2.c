@@ -4,8 +4,9 @@
  * only when the CPU reports all three (x86.c).
  *
  * Matrix products run small register tiles: R weight rows x T tokens
- * share each load (R=4,T=1 for decode; R=1,T=4 for prefill), so a weight
- * row is converted once per 4 tokens. Integer dots use the maddubs sign
+ * share each load (R=4,T=1 for decode; for prefill R=3,T=4 with float
+ * weights, R=1,T=4 with quantised ones), so a weight row is converted
+ * once per 4 tokens. Integer dots use the maddubs sign
  * trick: |w| (unsigned) times sign(w)*x (signed), exact in int16 because
  * both codes stay within -127..127. */
 #include <immintrin.h>
@@ -65,7 +66,10 @@ AI float load1(enum wt wt, const uint8_t *row, int i)
     return 0;
 }
 
-AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
+/* R rows x T tokens over inputs [e0, e1) (e1 - e0 a multiple of 8 unless
+ * e1 == k); add: add the sums to y (a later block of inputs) */
+AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T, int e0, int e1,
+              int add)
 {
     __m256 acc[4][4];
     const uint8_t *w[4];
@@ -80,8 +84,8 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
 #pragma GCC unroll 4
     for (int j = 0; j < T; j++)
         x[j] = (const float *)(const void *)xrow(a, t + j);
-    int k8 = a->k & ~7;
-    for (int e = 0; e < k8; e += 8) {
+    int k8 = e0 + ((e1 - e0) & ~7);
+    for (int e = e0; e < k8; e += 8) {
         __m256 xv[4];
 #pragma GCC unroll 4
         for (int j = 0; j < T; j++)
@@ -102,34 +106,51 @@ AI void ftile(const struct kern_mm *a, enum wt wt, int r, int t, int R, int T)
 #pragma GCC unroll 4
         for (int j = 0; j < T; j++) {
             float s = hsum(acc[i][j]);
-            for (int e = k8; e < a->k; e++)
+            for (int e = k8; e < e1; e++)
                 s += load1(wt, w[i], e) * x[j][e];
-            a->y[(size_t)(t + j) * a->y_stride + (size_t)(r + i)] = s;
+            float *y = &a->y[(size_t)(t + j) * a->y_stride + (size_t)(r + i)];
+            *y = add ? *y + s : s;
         }
 }
 
+/* Inputs per block in prefill: the 4 tokens of a tile (16 KiB of floats)
+ * stay in L1 while the rows stream past them from L2, whatever k is. */
+#define FKB 1024
+#define TR 3 /* rows per prefill tile */
+#define TT 4 /* tokens per prefill tile */
+
 AI void fmm(const struct kern_mm *a, enum wt wt, int r0, int r1)
 {
-    int r = r0;
-    if (a->n == 1)
+    int k = a->k;
+    if (a->n < 4) {
+        int r = r0;
         for (; r + 4 <= r1; r += 4)
-            ftile(a, wt, r, 0, 4, 1);
-    /* prefill: 2 rows x 4 tokens per tile, so each activation load
-     * serves 2 weight rows (fewer loads per FMA) */
-    if (a->n >= 4)
-        for (; r + 2 <= r1; r += 2) {
-            int t = 0;
-            for (; t + 4 <= a->n; t += 4)
-                ftile(a, wt, r, t, 2, 4);
-            for (; t < a->n; t++)
-                ftile(a, wt, r, t, 2, 1);
+            for (int t = 0; t < a->n; t++)
+                ftile(a, wt, r, t, 4, 1, 0, k, 0);
+        for (; r < r1; r++)
+            for (int t = 0; t < a->n; t++)
+                ftile(a, wt, r, t, 1, 1, 0, k, 0);
+        return;
+    }
+    /* prefill: 3 rows x 4 tokens per tile, so each activation load serves
+     * 3 weight rows and each converted weight 4 tokens; 12 independent
+     * sums keep both FMA pipes busy (BF16, cache-resident: 2 x 4 29 GMAC/s,
+     * 3 x 3 44, 4 x 2 43, 4 x 3 46, 3 x 4 48) */
+    int r2 = r0 + (r1 - r0) / TR * TR, n4 = a->n / TT * TT;
+    for (int e0 = 0; e0 < k; e0 += FKB) {
+        int e1 = k - e0 < FKB ? k : e0 + FKB, add = e0 > 0;
+        for (int t = 0; t < n4; t += TT) {
+            for (int r = r0; r < r2; r += TR)
+                ftile(a, wt, r, t, TR, TT, e0, e1, add);
+            for (int r = r2; r < r1; r++)
+                ftile(a, wt, r, t, 1, TT, e0, e1, add);
         }
-    for (; r < r1; r++) {
-        int t = 0;
-        for (; t + 4 <= a->n; t += 4)
-            ftile(a, wt, r, t, 1, 4);
-        for (; t < a->n; t++)
-            ftile(a, wt, r, t, 1, 1);
+        for (int t = n4; t < a->n; t++) {
+            for (int r = r0; r < r2; r += TR)
+                ftile(a, wt, r, t, TR, 1, e0, e1, add);
+            for (int r = r2; r < r1; r++)
+                ftile(a, wt, r, t, 1, 1, e0, e1, add);
+        }
     }
 }
 
