@@ -35,12 +35,13 @@ CPU_AARCH64_SRC := src/backend/cpu/kernels.c $(CPU_ARCH_DIR)/arm/arm.c \
 CPU_AARCH64_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -Isrc
 
 $(AARCH64_DIR)/obj/dotprod.o: $(CPU_ARCH_DIR)/arm/dotprod.c $(CPU_ARCH_DIR)/arm/neon_impl.h \
-    src/backend/cpu/kernels.h
+    $(CPU_ARCH_DIR)/expf_poly.h src/backend/cpu/kernels.h
 	@mkdir -p $(dir $@)
 	$(AARCH64_CC) $(CPU_AARCH64_FLAGS) -march=armv8.2-a+dotprod -c $< -o $@
 
 $(AARCH64_DIR)/kern_test: tests/aarch64/kern_main.c tests/unit/kern_checks.h $(CPU_AARCH64_SRC) \
-    $(CPU_ARCH_DIR)/arm/neon_impl.h src/backend/cpu/kernels.h $(AARCH64_DIR)/obj/dotprod.o
+    $(CPU_ARCH_DIR)/arm/neon_impl.h $(CPU_ARCH_DIR)/expf_poly.h src/backend/cpu/kernels.h \
+    $(AARCH64_DIR)/obj/dotprod.o
 	@mkdir -p $(dir $@)
 	$(AARCH64_CC) $(CPU_AARCH64_FLAGS) -static tests/aarch64/kern_main.c $(CPU_AARCH64_SRC) \
 	    $(AARCH64_DIR)/obj/dotprod.o -o $@ -lm

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/arch/arm/arm.h"
+#include "backend/cpu/arch/expf_poly.h"
 
 #define AI static inline __attribute__((always_inline))
 
@@ -301,23 +302,20 @@ static void f32_to_f16(const float *x, uint16_t *out, int n)
 
 /* ---- per-element steps ------------------------------------------------- */
 
-/* e^x on 4 floats, as exp512 in the x86 files: clamped to [-88, 88] (about
- * the smallest normal float's exponent), x = n ln2 + r with |r| <= ln2/2
- * (ln2 in two parts so n ln2 is exact), e^r from Cephes' degree-7
- * polynomial for expf, times 2^n built in two halves so that n down to
- * -127 still gives a normal factor each. Within 2 ulp of expf. */
+/* e^x on 4 floats as arch/expf_poly.h describes, times 2^n built in two
+ * halves so that n down to -127 still gives a normal factor each. */
 AI float32x4_t exp4(float32x4_t x)
 {
-    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-88.0f)), vdupq_n_f32(88.0f));
-    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
-    float32x4_t r = vfmsq_n_f32(x, n, 0.693359375f);
-    r = vfmsq_n_f32(r, n, -2.12194440e-4f);
-    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
-    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-EXPF_XMAX)), vdupq_n_f32(EXPF_XMAX));
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, EXPF_LOG2E));
+    float32x4_t r = vfmsq_n_f32(x, n, EXPF_LN2_HI);
+    r = vfmsq_n_f32(r, n, EXPF_LN2_LO);
+    float32x4_t p = vdupq_n_f32(EXPF_P0);
+    p = vfmaq_f32(vdupq_n_f32(EXPF_P1), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EXPF_P2), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EXPF_P3), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EXPF_P4), p, r);
+    p = vfmaq_f32(vdupq_n_f32(EXPF_P5), p, r);
     p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
     int32x4_t ni = vcvtq_s32_f32(n), n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
     int32x4_t bias = vdupq_n_s32(127);

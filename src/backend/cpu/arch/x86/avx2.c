@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/arch/expf_poly.h"
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -338,23 +339,21 @@ static void f32_to_f16(const float *x, uint16_t *out, int n)
 
 /* ---- per-element steps ------------------------------------------------- */
 
-/* e^x on 8 floats, as exp512 (avx512_common.h): clamped to [-88, 88],
- * x = n ln2 + r, e^r from Cephes' expf polynomial; AVX2 has no vscalefps,
- * so 2^n is built in two halves, each a normal float for n down to -127.
- * Within 2 ulp of expf. */
+/* e^x on 8 floats as arch/expf_poly.h describes; AVX2 has no vscalefps,
+ * so 2^n is built in two halves, each a normal float for n down to -127. */
 AI __m256 exp8(__m256 x)
 {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-EXPF_XMAX)), _mm256_set1_ps(EXPF_XMAX));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXPF_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXPF_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXPF_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(EXPF_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXPF_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXPF_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXPF_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXPF_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXPF_P5));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1);
     __m256i n2 = _mm256_sub_epi32(ni, n1), bias = _mm256_set1_epi32(127);

@@ -1,14 +1,14 @@
 /* avx512_common.h - small helpers shared by the AVX-512 kernel files.
  * Private to arch/x86/; include only from files compiled with -mavx512f.
  *
- * exp512: e^x on 16 floats, within 2 ulp for x in [-88, 88] (clamped
- * there: e^-88 is about the smallest normal float). x = n ln2 + r with |r| <= ln2/2 (ln2 split in
- * two so n ln2 is exact), e^r from a degree-7 polynomial (Cephes' expf coefficients), times 2^n by
+ * exp512: e^x on 16 floats as arch/expf_poly.h describes, times 2^n by
  * vscalefps. */
 #ifndef AX_BACKEND_CPU_ARCH_X86_AVX512_COMMON_H
 #define AX_BACKEND_CPU_ARCH_X86_AVX512_COMMON_H
 
 #include <immintrin.h>
+
+#include "backend/cpu/arch/expf_poly.h"
 
 /* The first rem lanes of 16 (all of them when rem >= 16). */
 static inline __attribute__((always_inline)) __mmask16 lanes16(int rem)
@@ -18,17 +18,17 @@ static inline __attribute__((always_inline)) __mmask16 lanes16(int rem)
 
 static inline __attribute__((always_inline)) __m512 exp512(__m512 x)
 {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-EXPF_XMAX)), _mm512_set1_ps(EXPF_XMAX));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXPF_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXPF_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXPF_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(EXPF_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXPF_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXPF_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXPF_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXPF_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXPF_P5));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
 }
