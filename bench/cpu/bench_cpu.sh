@@ -3,8 +3,8 @@
 # exact Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8 heads, head_dim 128,
 # intermediate 3072, vocab 151936, tied, bf16). For bf16 (as stored), bf16
 # with --bf16-act (the numerics llama.cpp uses for BF16 weights; where the
-# CPU has AVX512_BF16), q8 and q4, with 1 and 2 threads: prefill tok/s (128-token prompt), decode
-# tok/s (64 tokens, --ignore-eos), peak RSS, and decode as a fraction of
+# CPU has AVX512_BF16), q8 and q4, with 1 and 2 threads: prefill tok/s
+# (128-token prompt), decode tok/s (64 tokens, --ignore-eos), peak RSS, and decode as a fraction of
 # the memory-bandwidth bound: read bandwidth (measured here, same thread
 # count) / bytes of weights read per token (logged by the backend; includes
 # the 151936 x 1024 lm_head). Noisy when other work shares the cores:
