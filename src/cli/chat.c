@@ -185,6 +185,8 @@ static enum ax_err open_all(struct chat *c, char *err)
 {
     enum ax_err rc = model_open(c->a.model, &c->m, err);
     if (rc == AX_OK)
+        rc = model_need_tokenizer(c->m, err);
+    if (rc == AX_OK)
         rc = tok_load(model_tokenizer_json(c->m), &c->t, err);
     if (rc == AX_OK)
         rc = chat_template_load(model_tokenizer_config(c->m), &c->tpl, err);

@@ -239,7 +239,8 @@ static enum ax_err load(const struct serve_opts *o, struct loaded *l, char *err)
     if (model_kind(l->model) == MODEL_TOKENIZER_ONLY)
         return ax_fail(err, AX_EFORMAT, "%s has no weights (tokenizer only); serve needs a model",
                        o->model_dir);
-    if ((rc = tok_load(model_tokenizer_json(l->model), &l->tok, err)) ||
+    if ((rc = model_need_tokenizer(l->model, err)) ||
+        (rc = tok_load(model_tokenizer_json(l->model), &l->tok, err)) ||
         (rc = chat_template_load(model_tokenizer_config(l->model), &l->tmpl, err)))
         return rc;
     struct backend_opts bo = {.name = o->backend,

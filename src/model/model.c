@@ -780,6 +780,16 @@ const char *model_tokenizer_config(const struct model *m)
     return m->tok_cfg[0] ? m->tok_cfg : NULL;
 }
 
+enum ax_err model_need_tokenizer(const struct model *m, char *err)
+{
+    if (m->tok_json[0])
+        return AX_OK;
+    return ax_fail(err, AX_ENOTFOUND,
+                   "%s has no tokenizer.json and tokenizer_config.json: run `axserve pull "
+                   "<repo>` or copy them next to the weights",
+                   m->dir);
+}
+
 const struct qwen3_config *model_config(const struct model *m)
 {
     return m->kind == MODEL_TOKENIZER_ONLY ? NULL : &m->cfg;

@@ -100,6 +100,8 @@ int model_is_synthetic(const struct model *m);
  * tokenizer must say so). Both are present or both NULL. */
 const char *model_tokenizer_json(const struct model *m);
 const char *model_tokenizer_config(const struct model *m);
+/* AX_ENOTFOUND, naming the directory and the fix, if it has no tokenizer. */
+enum ax_err model_need_tokenizer(const struct model *m, char *err);
 /* Valid for MODEL_HF and MODEL_AXMODEL, NULL for MODEL_TOKENIZER_ONLY.
  * For an axmodel dir without an HF config.json only hidden, vocab and
  * n_layers are known; the other fields are 0 (the AXCL backend reads
