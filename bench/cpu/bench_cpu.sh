@@ -19,6 +19,12 @@ if [ ! -f "$M/config.json" ]; then
     $AX make-test-model "$M" --hidden 1024 --layers 28 --heads 16 --kv-heads 8 --head-dim 128 \
         --intermediate 3072 --vocab 151936 --tied 1 --dtype bf16 --seed 1 >/dev/null
 fi
+# Start from the file's pages out of the page cache, as after a reboot:
+# the first load then reads it in as the loader asks (huge pages where the
+# kernel can), whatever wrote it before. Later runs share that state.
+for f in "$M"/*.safetensors; do
+    dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || true
+done
 ids=$(seq 1000 1127 | paste -sd, -)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

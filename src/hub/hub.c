@@ -16,6 +16,7 @@
 
 #include "hub/sha256.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/mem.h"
 
 #define LFS_SIG "version https://git-lfs.github.com/spec/v1"
@@ -358,6 +359,7 @@ static enum ax_err attempt(CURL *c, const char *url, const char *part, const str
     FILE *f = fopen(part, have ? "ab" : "wb");
     if (!f)
         return ax_fail(err, AX_EIO, "%s: cannot write: %s", part, strerror(errno));
+    void *wbuf = ax_write_buffer(f); /* weights map faster when written in large pieces */
     char range[48];
     snprintf(range, sizeof range, "%lld-", (long long)have);
     struct sink s = {.f = f, .start = have, .c = c, .hf = hf, .log = o->log};
@@ -367,6 +369,7 @@ static enum ax_err attempt(CURL *c, const char *url, const char *part, const str
     curl_easy_setopt(c, CURLOPT_RANGE, have ? range : NULL);
     CURLcode cc = curl_easy_perform(c);
     int closed = fclose(f);
+    ax_free(wbuf);
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     *done = 0;

@@ -257,6 +257,7 @@ static enum ax_err write_shard(const char *path, const struct tm_tensor *t, size
      * aligned, as the reference writer does. */
     size_t hl = strlen(hj), padded = (hl + 7) / 8 * 8;
     FILE *f = fopen(path, "wb");
+    void *wbuf = f ? ax_write_buffer(f) : NULL;
     enum ax_err rc = f ? AX_OK : AX_EIO;
     uint8_t len8[8];
     for (int i = 0; i < 8; i++)
@@ -280,6 +281,7 @@ static enum ax_err write_shard(const char *path, const struct tm_tensor *t, size
         if (fclose(f) != 0)
             rc = AX_EIO;
     }
+    ax_free(wbuf);
     return rc ? ax_fail(err, rc, "%s: write failed: %s", path, strerror(errno)) : AX_OK;
 }
 

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "util/err.h"
 
@@ -19,6 +20,19 @@ struct ax_map {
 
 enum ax_err ax_map_open(const char *path, struct ax_map *m, char *err);
 void ax_map_close(struct ax_map *m);
+/* Hint that the whole mapping will be read again and again (weights):
+ * pages not yet cached are read in as huge pages where the kernel can. */
+void ax_map_advise_whole(const struct ax_map *m);
+
+/* Writers of large files: gives stream f (before any I/O on it) a
+ * buffer of AX_WRITE_BUFFER bytes, so the file is written in pieces of
+ * that size. The kernel caches a file in pieces as large as its writes,
+ * and a read-only mapping of it then gets huge pages (see
+ * ax_map_advise_whole); with stdio's 4 KiB writes it gets none. Returns
+ * the buffer, to ax_free after fclose, or NULL (the stream keeps its
+ * own, which is only slower to map). */
+#define AX_WRITE_BUFFER ((size_t)4 << 20)
+void *ax_write_buffer(FILE *f);
 
 /* 1 if the path exists and is a regular file. */
 int ax_file_exists(const char *path);
