@@ -103,19 +103,35 @@ struct row_job {
     struct cpu_ctx *c;
     void (*fn)(struct cpu_ctx *c, const void *arg, int i, int ith);
     const void *arg;
+    int n, per; /* rows; rows per pool item */
 };
 
 static void row_item(void *vj, int i, int ith)
 {
     const struct row_job *j = vj;
-    j->fn(j->c, j->arg, i, ith);
+    int end = (i + 1) * j->per < j->n ? (i + 1) * j->per : j->n;
+    for (int r = i * j->per; r < end; r++)
+        j->fn(j->c, j->arg, r, ith);
 }
 
+static void run_rows(struct cpu_ctx *c, int n, int per,
+                     void (*fn)(struct cpu_ctx *, const void *, int, int), const void *arg)
+{
+    struct row_job j = {c, fn, arg, n, per};
+    pool_for(c->pool, (n + per - 1) / per, row_item, &j);
+}
+
+/* Rows of equal cost, about 4 pool items per thread: each item is claimed
+ * with an atomic on a line every thread writes, which costs about as much
+ * as a norm of 1024 values, and a thread's K/V rows are then neighbours.
+ * Measured, 0.6B shape, 128-token prefill, 2 threads (one row an item ->
+ * blocks): the two norms 11 -> 7 ms, the q/k step 24-30 -> 6-20 ms; the
+ * same pass rerun in one process, alternating: x1.016. */
 static void for_rows(struct cpu_ctx *c, int n, void (*fn)(struct cpu_ctx *, const void *, int, int),
                      const void *arg)
 {
-    struct row_job j = {c, fn, arg};
-    pool_for(c->pool, n, row_item, &j);
+    int per = n / (c->n_threads * 4);
+    run_rows(c, n, per < 1 ? 1 : per, fn, arg);
 }
 
 /* ---- per-row steps ----------------------------------------------------- */
@@ -245,11 +261,15 @@ struct attn_arg {
 
 /* One (group of per tokens, KV head): the group's tokens in runs of one
  * sequence at consecutive positions, one attention call per run (a
- * prefill chunk is one run; a batch of decode steps, runs of one). */
+ * prefill chunk is one run; a batch of decode steps, runs of one). The
+ * last groups come first: in a prefill their tokens see the most
+ * positions, and the cheap items then even out the threads at the end
+ * (128-token prefill, 2 threads, the pass rerun alternating: x1.015). */
 static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
 {
     const struct attn_arg *aa = va;
-    int KV = c->c.n_kv_heads, t = i / KV * aa->per, kvh = i % KV;
+    int KV = c->c.n_kv_heads, groups = (aa->nt + aa->per - 1) / aa->per;
+    int t = (groups - 1 - i / KV) * aa->per, kvh = i % KV;
     int end = t + aa->per < aa->nt ? t + aa->per : aa->nt;
     while (t < end) {
         int nq = 1;
@@ -316,7 +336,7 @@ static void layer_forward(struct cpu_ctx *c, int l, int nt)
      * thread busy (prefill), else one token an item (a batch of decodes) */
     int per = nt >= ATTN_TOKENS * c->n_threads ? ATTN_TOKENS : 1;
     struct attn_arg aa = {l, nt, per};
-    for_rows(c, (nt + per - 1) / per * c->c.n_kv_heads, attn_row, &aa);
+    run_rows(c, (nt + per - 1) / per * c->c.n_kv_heads, 1, attn_row, &aa); /* unequal items */
     if (kq_is_quant(L->o.type))
         quant_rows(c, c->att, QD, nt);
     memset(&j, 0, sizeof j);
