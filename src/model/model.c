@@ -280,7 +280,9 @@ static enum ax_err open_shard(struct model *m, const char *file, char *err)
         return ax_fail(err, rc, "%s is missing: run `axserve pull <repo>` or copy it", path);
     if (rc)
         return rc;
-    ax_map_advise_whole(&s->map); /* before the first read: the header */
+    /* before the first read (the header): weights are read in full, over
+     * and over; the backend takes out what it only gathers rows from */
+    ax_map_advise_whole(s->map.data, s->map.size);
     if ((rc = check_lfs_bytes(path, s->map.data, s->map.size, err)))
         return rc;
     return st_parse(s->map.data, s->map.size, path, &s->hdr, err);

@@ -80,16 +80,23 @@ enum ax_err ax_map_open(const char *path, struct ax_map *m, char *err)
     return AX_OK;
 }
 
-/* Measured on a 2-vCPU VM (ext4, Linux 6.18), Qwen3-0.6B-shaped bf16
- * checkpoint read cold: 85 % of it mapped as huge pages with this hint,
- * 34 % without (the loader's reads jump between tensors, which keeps
- * readahead small); bf16 decode x1.12, prefill x1.04 (2 threads). A file
- * 97 % huge-mapped against one 23 % so: decode x1.33, prefill x1.07.
- * Kernels or filesystems without large page-cache folios ignore it. */
-void ax_map_advise_whole(const struct ax_map *m)
+static void advise(const void *p, size_t n, int advice)
 {
-    if (m->data && m->size)
-        (void)madvise((void *)m->data, m->size, MADV_HUGEPAGE);
+    long pg = sysconf(_SC_PAGESIZE);
+    if (!p || !n || pg <= 0)
+        return;
+    uintptr_t a = (uintptr_t)p / (uintptr_t)pg * (uintptr_t)pg;
+    (void)madvise((void *)a, n + ((uintptr_t)p - a), advice);
+}
+
+void ax_map_advise_whole(const void *p, size_t n)
+{
+    advise(p, n, MADV_HUGEPAGE);
+}
+
+void ax_map_advise_rows(const void *p, size_t n)
+{
+    advise(p, n, MADV_NOHUGEPAGE);
 }
 
 void *ax_write_buffer(FILE *f)

@@ -20,9 +20,14 @@ struct ax_map {
 
 enum ax_err ax_map_open(const char *path, struct ax_map *m, char *err);
 void ax_map_close(struct ax_map *m);
-/* Hint that the whole mapping will be read again and again (weights):
- * pages not yet cached are read in as huge pages where the kernel can. */
-void ax_map_advise_whole(const struct ax_map *m);
+/* Hint that bytes [p, p + n) of a mapping will be read in full again and
+ * again (weights used in place): pages not yet cached are then read in,
+ * and mapped, as huge pages where the kernel can. Not for data read here
+ * and there (an embedding's rows): a huge page makes 2 MiB resident for
+ * every row touched. */
+void ax_map_advise_whole(const void *p, size_t n);
+/* The opposite: [p, p + n) is read a row here and there; 4 KiB pages. */
+void ax_map_advise_rows(const void *p, size_t n);
 
 /* Writers of large files: gives stream f (before any I/O on it) a
  * buffer of AX_WRITE_BUFFER bytes, so the file is written in pieces of

@@ -1332,6 +1332,7 @@ static enum ax_err open_embed(struct axb *b, char *err)
         e = ax_map_open(b->lay.embed_path, &b->embed, err);
     if (e != AX_OK)
         return e;
+    ax_map_advise_rows(b->embed.data, b->embed.size); /* one row per token */
     if (b->lay.embed_rows < 1 || b->lay.embed_cols < 1 || b->lay.embed_cols > 65536 ||
         b->lay.embed_rows > (1 << 24) ||
         b->embed.size != (size_t)b->lay.embed_rows * (size_t)b->lay.embed_cols * 2)

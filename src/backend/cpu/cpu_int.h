@@ -23,6 +23,7 @@ struct cpu_w {
     const uint8_t *data; /* mmapped, or owned when converted/quantised */
     size_t stride;       /* bytes per row */
     int rows, k;
+    int mapped; /* data is the model file's mapping */
 };
 
 struct cpu_layer {
