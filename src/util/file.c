@@ -85,8 +85,8 @@ static void advise(const void *p, size_t n, int advice)
     long pg = sysconf(_SC_PAGESIZE);
     if (!p || !n || pg <= 0)
         return;
-    uintptr_t a = (uintptr_t)p / (uintptr_t)pg * (uintptr_t)pg;
-    (void)madvise((void *)a, n + ((uintptr_t)p - a), advice);
+    size_t back = (uintptr_t)p % (uintptr_t)pg; /* madvise wants a page start */
+    (void)madvise((void *)((const uint8_t *)p - back), n + back, advice);
 }
 
 void ax_map_advise_whole(const void *p, size_t n)

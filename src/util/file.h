@@ -26,7 +26,7 @@ void ax_map_close(struct ax_map *m);
  * and there (an embedding's rows): a huge page makes 2 MiB resident for
  * every row touched. */
 void ax_map_advise_whole(const void *p, size_t n);
-/* The opposite: [p, p + n) is read a row here and there; 4 KiB pages. */
+/* The opposite: [p, p + n) is read a row here and there: base pages. */
 void ax_map_advise_rows(const void *p, size_t n);
 
 /* Writers of large files: gives stream f (before any I/O on it) a

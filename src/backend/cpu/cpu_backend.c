@@ -135,8 +135,8 @@ static void drop_pages_around(const void *data, size_t n)
     long pg = sysconf(_SC_PAGESIZE);
     if (pg <= 0 || n == 0)
         return;
-    uintptr_t a = (uintptr_t)data / (uintptr_t)pg * (uintptr_t)pg;
-    madvise((void *)a, n + ((uintptr_t)data - a), MADV_DONTNEED);
+    size_t back = (uintptr_t)data % (uintptr_t)pg;
+    madvise((void *)((const uint8_t *)data - back), n + back, MADV_DONTNEED);
 }
 
 static enum ax_err dtype_kq(const struct model_tensor *t, enum kq_type *out, char *err)
