@@ -51,17 +51,9 @@ static int find_config(const char *m, char *path, size_t n, char *err)
     struct model *mod;
     if (model_open(m, &mod, err))
         return -1;
-    const char *cfg = model_tokenizer_config(mod);
-    int rc = 0;
-    if (!cfg) {
-        snprintf(err, AX_ERRLEN,
-                 "%s has no tokenizer_config.json (needed for the chat template); "
-                 "use a complete model directory (axserve pull)",
-                 m);
-        rc = -1;
-    } else {
-        snprintf(path, n, "%s", cfg);
-    }
+    int rc = model_need_tokenizer(mod, err) == AX_OK ? 0 : -1;
+    if (rc == 0)
+        snprintf(path, n, "%s", model_tokenizer_config(mod));
     model_free(mod);
     return rc;
 }

@@ -32,15 +32,12 @@ struct tok *cli_tok_open(const char *cmd, const char *dir)
             fprintf(stderr, "axserve %s: %s\n", cmd, err);
             return NULL;
         }
-        path = model_tokenizer_json(m);
-        if (!path) {
-            fprintf(stderr,
-                    "axserve %s: %s has no tokenizer.json + tokenizer_config.json (nor a "
-                    "tokenizer subfolder); download the model with `axserve pull`\n",
-                    cmd, dir);
+        if (model_need_tokenizer(m, err) != AX_OK) {
+            fprintf(stderr, "axserve %s: %s\n", cmd, err);
             model_free(m);
             return NULL;
         }
+        path = model_tokenizer_json(m);
     }
     struct tok *t = NULL;
     if (tok_load(path, &t, err) != AX_OK) {

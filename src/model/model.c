@@ -788,8 +788,8 @@ enum ax_err model_need_tokenizer(const struct model *m, char *err)
     if (m->tok_json[0])
         return AX_OK;
     return ax_fail(err, AX_ENOTFOUND,
-                   "%s has no tokenizer.json and tokenizer_config.json: run `axserve pull "
-                   "<repo>` or copy them next to the weights",
+                   "%s has no tokenizer.json and tokenizer_config.json (nor a tokenizer "
+                   "subfolder): run `axserve pull <repo>` or copy them next to the weights",
                    m->dir);
 }
 

@@ -135,13 +135,13 @@ for args in "--heads 3 --kv-heads 2" "--head-dim 63" "--dtype f16" "--layers 0" 
 done
 [ ! -e "$tmp/bad" ]
 echo "rejected: heads not a multiple of kv-heads, odd head_dim, f16, 0 layers, 0 shards"
-echo "== serve and chat on weights without a tokenizer: an error naming the dir and the fix"
-for cmd in "serve --port 0" chat; do
+echo "== commands on weights without a tokenizer: an error naming the dir and the fix"
+for cmd in "serve --port 0" chat tokenize detokenize template; do
     # shellcheck disable=SC2086
     if $AX $cmd -m "$tmp/c" </dev/null >"$tmp/out" 2>&1; then
         echo "$cmd started without a tokenizer"; exit 1
     fi
     grep -q "$tmp/c has no tokenizer.json.*axserve pull" "$tmp/out" || { cat "$tmp/out"; exit 1; }
 done
-echo "serve and chat refuse $tmp/c (no tokenizer.json) with the fix"
+echo "serve, chat, tokenize, detokenize, template refuse $tmp/c (no tokenizer.json) with the fix"
 echo "model suite: all checks passed"
