@@ -99,6 +99,11 @@ void ax_map_advise_rows(const void *p, size_t n)
     advise(p, n, MADV_NOHUGEPAGE);
 }
 
+void ax_map_release(const void *p, size_t n)
+{
+    advise(p, n, MADV_DONTNEED);
+}
+
 void *ax_write_buffer(FILE *f)
 {
     void *buf = ax_malloc(AX_WRITE_BUFFER);

@@ -28,6 +28,9 @@ void ax_map_close(struct ax_map *m);
 void ax_map_advise_whole(const void *p, size_t n);
 /* The opposite: [p, p + n) is read a row here and there: base pages. */
 void ax_map_advise_rows(const void *p, size_t n);
+/* Unmaps the pages holding [p, p + n) from this process (they are read
+ * back from the file if touched again): for bytes copied out at load. */
+void ax_map_release(const void *p, size_t n);
 
 /* Writers of large files: gives stream f (before any I/O on it) a
  * buffer of AX_WRITE_BUFFER bytes, so the file is written in pieces of

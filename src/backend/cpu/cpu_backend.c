@@ -126,19 +126,6 @@ static void drop_pages(const void *data, size_t n)
         madvise((void *)((const uint8_t *)data + head), len, MADV_DONTNEED);
 }
 
-/* The pages holding a small tensor that was copied (a norm vector): with
- * huge pages, reading it mapped 2 MiB around it, and the 4 norms of each
- * layer kept 112 MiB of quantised-away weights resident (q8, 0.6B shape).
- * A neighbour used in place just faults its page back in. */
-static void drop_pages_around(const void *data, size_t n)
-{
-    long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0 || n == 0)
-        return;
-    size_t back = (uintptr_t)data % (uintptr_t)pg;
-    madvise((void *)((const uint8_t *)data - back), n + back, MADV_DONTNEED);
-}
-
 static enum ax_err dtype_kq(const struct model_tensor *t, enum kq_type *out, char *err)
 {
     switch (t->dtype) {
@@ -244,7 +231,10 @@ static enum ax_err load_vector(struct cpu_ctx *c, const struct model *m, const c
     if (!v || !raw)
         return ax_fail(err, AX_ENOMEM, "out of memory loading %s", name);
     memcpy(raw, t.data, (size_t)n * elem_size(st));
-    drop_pages_around(t.data, (size_t)n * elem_size(st));
+    /* with huge pages, reading it mapped 2 MiB around it: the 4 norms of
+     * each layer kept 112 MiB of quantised-away weights resident (q8, 0.6B
+     * shape); a neighbour used in place just faults its pages back in */
+    ax_map_release(t.data, (size_t)n * elem_size(st));
     kern_row_to_f32(st, raw, n, v);
     *out = v;
     return AX_OK;
@@ -311,7 +301,7 @@ static void prefault(const struct cpu_w *w)
  * prefill x1.07. An embedding that is only gathered from (untied, or its
  * lm_head quantised) is taken out again: a huge page there makes 2 MiB
  * resident per token seen, and a file cached cold is in huge pieces even
- * without the hint. With this and drop_pages_around(), bench-shaped q8
+ * without the hint. With this and the norms' ax_map_release(), bench-shaped q8
  * peak RSS on such a file went from 790 to 686 MiB (q4: 490 -> 386). */
 static void advise_rows(const struct cpu_ctx *c)
 {
