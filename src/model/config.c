@@ -7,12 +7,15 @@
  * Fields read from an HF config.json (transformers Qwen3Config):
  *   hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
  *   vocab_size                                       required
- *   num_key_value_heads (= heads), head_dim (= hidden/heads),
+ *   num_key_value_heads (= heads), head_dim (the length of q_norm in the
+ *   weights, which model.c reads; hidden/heads until then),
  *   max_position_embeddings (32768), rope_theta (10000, the HF default),
  *   rms_norm_eps (1e-6), tie_word_embeddings (false)  optional (default)
+ *   rope_parameters (transformers 5.x: {"rope_type", "rope_theta"}) and
+ *   rope_scaling (4.x) may only name the "default" RoPE type.
  *   model_type must be "qwen3"; attention_bias, use_sliding_window and a
- *   non-null rope_scaling are rejected as unsupported (our kernels would
- *   silently compute something else). */
+ *   scaled RoPE are rejected as unsupported (our kernels would silently
+ *   compute something else). */
 #include <ctype.h>
 #include <jansson.h>
 #include <math.h>
@@ -143,11 +146,65 @@ static enum ax_err check_supported(const json_t *o, const char *path, char *err)
     if (json_is_true(json_object_get(o, "use_sliding_window")))
         return ax_fail(err, AX_EUNSUPPORTED, "%s: use_sliding_window = true is not supported",
                        path);
-    const json_t *rs = json_object_get(o, "rope_scaling");
-    if (rs && !json_is_null(rs))
+    return AX_OK;
+}
+
+/* One RoPE object, rope_parameters or rope_scaling (null or absent: none).
+ * Its type must be the default: yarn, linear, dynamic and the others
+ * rescale the frequencies, and plain RoPE in their place would be silently
+ * wrong. Its rope_theta, if any, goes to *theta with *has = 1. */
+static enum ax_err read_rope_object(const json_t *o, const char *key, const char *path,
+                                    double *theta, int *has, char *err)
+{
+    const json_t *r = json_object_get(o, key);
+    *has = 0;
+    if (!r || json_is_null(r))
+        return AX_OK;
+    if (!json_is_object(r))
+        return ax_fail(err, AX_EFORMAT, "%s: field \"%s\" must be an object or null", path, key);
+    const json_t *t = json_object_get(r, "rope_type");
+    if (!t || json_is_null(t))
+        t = json_object_get(r, "type"); /* the older spelling */
+    if (t && !json_is_null(t) && (!json_is_string(t) || strcmp(json_string_value(t), "default")))
         return ax_fail(err, AX_EUNSUPPORTED,
-                       "%s: rope_scaling is set; only plain RoPE is supported (set it to null)",
-                       path);
+                       "%s: %s asks for a scaled RoPE (rope_type \"%.32s\"); only plain RoPE "
+                       "(\"default\", or %s = null) is supported",
+                       path, key, json_is_string(t) ? json_string_value(t) : "?", key);
+    double prf = 1.0;
+    enum ax_err rc = get_num(r, "partial_rotary_factor", 0, 1, path, &prf, NULL, err);
+    if (rc)
+        return rc;
+    if (prf != 1.0)
+        return ax_fail(err, AX_EUNSUPPORTED,
+                       "%s: %s.partial_rotary_factor = %g: only full-width RoPE is supported", path,
+                       key, prf);
+    return get_num(r, "rope_theta", -1e300, 1e300, path, theta, has, err);
+}
+
+/* rope_theta: top level (transformers 4.x), rope_parameters (5.x) or
+ * rope_scaling; two that disagree are an error, not a guess. */
+static enum ax_err read_rope(const json_t *o, const char *path, double *theta, char *err)
+{
+    double v[3] = {10000.0, 0, 0};
+    int has[3];
+    static const char *const key[3] = {"rope_theta", "rope_parameters.rope_theta",
+                                       "rope_scaling.rope_theta"};
+    enum ax_err rc;
+    if ((rc = get_num(o, "rope_theta", -1e300, 1e300, path, &v[0], &has[0], err)) ||
+        (rc = read_rope_object(o, "rope_parameters", path, &v[1], &has[1], err)) ||
+        (rc = read_rope_object(o, "rope_scaling", path, &v[2], &has[2], err)))
+        return rc;
+    *theta = v[0];
+    int from = has[0] ? 0 : -1;
+    for (int i = 1; i < 3; i++) {
+        if (!has[i])
+            continue;
+        if (from >= 0 && v[i] != v[from])
+            return ax_fail(err, AX_EFORMAT, "%s: %s = %g and %s = %g disagree", path, key[from],
+                           v[from], key[i], v[i]);
+        from = i;
+        *theta = v[i];
+    }
     return AX_OK;
 }
 
@@ -166,14 +223,12 @@ static enum ax_err read_config_fields(const json_t *o, const char *path, struct 
         (rc = get_int(o, "vocab_size", 1, MODEL_MAX_VOCAB, 1, path, &vocab, err)) ||
         (rc = get_int(o, "max_position_embeddings", 1, MODEL_MAX_POS, 0, path, &maxpos, err)))
         return rc;
-    if (hd < 0) {
-        if (hidden % heads)
-            return ax_fail(err, AX_ERANGE,
-                           "%s: head_dim is absent and hidden_size = %lld is not a multiple "
-                           "of num_attention_heads = %lld",
-                           path, hidden, heads);
-        hd = hidden / heads;
-    }
+    /* Without head_dim, transformers' Qwen3Config assumes 128 and older
+     * code hidden/heads; the weights say which (model.c reads q_norm's
+     * length). Until then: hidden/heads when that is whole, else 128. */
+    c->head_dim_implicit = hd < 0;
+    if (hd < 0)
+        hd = hidden % heads == 0 && (hidden / heads) % 2 == 0 ? hidden / heads : 128;
     c->hidden = (int)hidden;
     c->intermediate = (int)inter;
     c->n_layers = (int)layers;
@@ -182,10 +237,9 @@ static enum ax_err read_config_fields(const json_t *o, const char *path, struct 
     c->head_dim = (int)hd;
     c->vocab = (int)vocab;
     c->max_pos = (int)maxpos;
-    c->rope_theta = 10000.0;
     c->rms_eps = 1e-6;
     c->tied = 0;
-    if ((rc = get_num(o, "rope_theta", -1e300, 1e300, path, &c->rope_theta, NULL, err)) ||
+    if ((rc = read_rope(o, path, &c->rope_theta, err)) ||
         (rc = get_num(o, "rms_norm_eps", -1e300, 1e300, path, &c->rms_eps, NULL, err)) ||
         (rc = get_bool(o, "tie_word_embeddings", path, &c->tied, err)))
         return rc;

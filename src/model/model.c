@@ -478,6 +478,20 @@ static enum ax_err load_config(struct model *m, const char *path, char *err)
     return rc;
 }
 
+/* config.json without head_dim (model_parse_config guessed): q_norm has
+ * one weight per head dimension, so its length is the checkpoint's own
+ * head_dim. A missing or misshapen q_norm is left to check_qwen3_tensors,
+ * which names it. */
+static enum ax_err head_dim_from_weights(struct model *m, const char *cfg_path, char *err)
+{
+    struct model_tensor t;
+    if (!m->cfg.head_dim_implicit ||
+        model_tensor(m, "model.layers.0.self_attn.q_norm.weight", &t, NULL) != AX_OK || t.ndim != 1)
+        return AX_OK;
+    m->cfg.head_dim = t.shape[0] > MODEL_MAX_HEAD_DIM ? MODEL_MAX_HEAD_DIM + 1 : (int)t.shape[0];
+    return model_check_config(&m->cfg, cfg_path, err);
+}
+
 static enum ax_err open_hf(struct model *m, const char *cfg_path, char *err)
 {
     enum ax_err rc;
@@ -500,6 +514,8 @@ static enum ax_err open_hf(struct model *m, const char *cfg_path, char *err)
     if (rc)
         return rc;
     qsort(m->refs, m->n_refs, sizeof *m->refs, ref_cmp);
+    if ((rc = head_dim_from_weights(m, cfg_path, err)))
+        return rc;
     return check_qwen3_tensors(m, err);
 }
 

@@ -34,17 +34,18 @@ enum model_dtype {
 
 /* Qwen3 hyper-parameters, from config.json (HF) or the vendor config. */
 struct qwen3_config {
-    int hidden;        /* hidden_size */
-    int intermediate;  /* intermediate_size */
-    int n_layers;      /* num_hidden_layers */
-    int n_heads;       /* num_attention_heads */
-    int n_kv_heads;    /* num_key_value_heads */
-    int head_dim;      /* head_dim (need not be hidden / n_heads) */
-    int vocab;         /* vocab_size (rows of embed_tokens / lm_head) */
-    int max_pos;       /* max_position_embeddings */
-    int tied;          /* tie_word_embeddings */
-    double rope_theta; /* rope_theta */
-    double rms_eps;    /* rms_norm_eps */
+    int hidden;            /* hidden_size */
+    int intermediate;      /* intermediate_size */
+    int n_layers;          /* num_hidden_layers */
+    int n_heads;           /* num_attention_heads */
+    int n_kv_heads;        /* num_key_value_heads */
+    int head_dim;          /* head_dim (need not be hidden / n_heads) */
+    int head_dim_implicit; /* config.json has no head_dim: the model's q_norm length decides */
+    int vocab;             /* vocab_size (rows of embed_tokens / lm_head) */
+    int max_pos;           /* max_position_embeddings */
+    int tied;              /* tie_word_embeddings */
+    double rope_theta;     /* rope_theta */
+    double rms_eps;        /* rms_norm_eps */
 };
 
 /* Sampling defaults and end tokens from generation_config.json. Fields

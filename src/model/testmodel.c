@@ -420,9 +420,17 @@ static enum ax_err check_opts(struct test_model_opts *o, char *err)
         return ax_fail(err, AX_EINVAL, "dtype must be f32 or bf16");
     if (o->shards < 1 || o->shards > 99 || o->shards > 3 + 11 * o->layers)
         return ax_fail(err, AX_EINVAL, "--shards must be 1..99 and at most the tensor count");
-    struct qwen3_config c = {o->hidden,   o->intermediate, o->layers,  o->heads, o->kv_heads,
-                             o->head_dim, o->vocab,        o->max_pos, o->tied,  1e6,
-                             1e-6};
+    struct qwen3_config c = {.hidden = o->hidden,
+                             .intermediate = o->intermediate,
+                             .n_layers = o->layers,
+                             .n_heads = o->heads,
+                             .n_kv_heads = o->kv_heads,
+                             .head_dim = o->head_dim,
+                             .vocab = o->vocab,
+                             .max_pos = o->max_pos,
+                             .tied = o->tied,
+                             .rope_theta = 1e6,
+                             .rms_eps = 1e-6};
     if (o->hidden < 1 || o->hidden > MODEL_MAX_HIDDEN || o->intermediate < 1 ||
         o->intermediate > MODEL_MAX_INTER || o->layers < 1 || o->layers > MODEL_MAX_LAYERS ||
         o->heads < 1 || o->heads > MODEL_MAX_HEADS || o->vocab < 1 || o->vocab > MODEL_MAX_VOCAB ||

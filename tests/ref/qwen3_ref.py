@@ -97,8 +97,11 @@ def rope(x, pos, theta):
 def forward(cfg, W, ids):
     H = cfg["hidden_size"]
     NH, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    D = cfg.get("head_dim") or H // NH
-    eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
+    # transformers' Qwen3Config: head_dim defaults to 128 (not H // NH);
+    # 5.x keeps rope_theta in rope_parameters
+    D = cfg.get("head_dim") or 128
+    theta = (cfg.get("rope_parameters") or {}).get("rope_theta", cfg.get("rope_theta", 10000.0))
+    eps = cfg["rms_norm_eps"]
     T = len(ids)
     pos = np.arange(T, dtype=np.float64)
     x = W["model.embed_tokens.weight"][ids]

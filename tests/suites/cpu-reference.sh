@@ -161,6 +161,65 @@ else
     echo "skip --prompt case: $DM not built"
 fi
 
+# config.json as other writers leave it: without head_dim (the weights'
+# q_norm length decides; the reference takes transformers' default, 128)
+# and with transformers 5.x's rope_parameters instead of rope_theta
+model hd128-bf16 --hidden 64 --layers 2 --heads 2 --kv-heads 1 --head-dim 128 \
+    --intermediate 96 --dtype bf16 --tied 1 --vocab 1024 --seed 5
+edit_config() { # src dst python-statements-on-c
+    rm -rf "$2"
+    cp -r "$D/$1" "$2"
+    $PY - "$2/config.json" "$3" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+exec(sys.argv[2])
+json.dump(c, open(p, "w"))
+PYEOF
+}
+edit_config hd128-bf16 "$T/nohd" 'del c["head_dim"]'
+gen "$T/nohd.json" hd128-bf16
+$AX generate -m "$T/nohd" --ids $P -n $N --top 5 --ignore-eos >"$T/nohd2.json" 2>"$T/nohd2.log" ||
+    { echo "FAIL generate without head_dim"; cat "$T/nohd2.log"; fail=1; }
+same "no head_dim (128 != hidden/heads) == head_dim 128" "$T/nohd.json" "$T/nohd2.json"
+if out=$($PY $REF "$T/nohd" "$T/nohd2.json" --prompt-ids $P); then
+    echo "ok   no head_dim against the reference: $(echo "$out" | tail -n 1)"
+else
+    echo "FAIL no head_dim against the reference:"
+    echo "$out" | sed 's/^/     /'
+    fail=1
+fi
+edit_config gqa-bf16-tied "$T/nohd32" 'del c["head_dim"]'
+$AX generate -m "$T/nohd32" --ids $P -n $N --top 5 --ignore-eos >"$T/nohd32.json" 2>/dev/null ||
+    { echo "FAIL generate without head_dim (32)"; fail=1; }
+same "no head_dim (32 = hidden/heads) == head_dim 32" "$T/gqa-bf16-tied.json" "$T/nohd32.json"
+edit_config mha-f32-untied "$T/rp" \
+    'c["rope_parameters"] = {"rope_type": "default", "rope_theta": 5000.0}; del c["rope_theta"]; c.pop("rope_scaling", None)'
+$AX generate -m "$T/rp" --ids $P -n $N --top 5 --ignore-eos --threads 2 >"$T/rp.json" 2>"$T/rp.log" ||
+    { echo "FAIL generate with rope_parameters"; cat "$T/rp.log"; fail=1; }
+if out=$($PY $REF "$T/rp" "$T/rp.json" --prompt-ids $P); then
+    echo "ok   rope_parameters.rope_theta 5000 against the reference: $(echo "$out" | tail -n 1)"
+else
+    echo "FAIL rope_parameters against the reference:"
+    echo "$out" | sed 's/^/     /'
+    fail=1
+fi
+for bad in 'c["rope_parameters"] = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6}' \
+    'c["rope_scaling"] = {"type": "linear", "factor": 2.0}' \
+    'c["rope_parameters"] = {"rope_theta": 123.0}'; do
+    edit_config mha-f32-untied "$T/badrope" "$bad"
+    if $AX generate -m "$T/badrope" --ids 1,2 -n 1 >/dev/null 2>"$T/badrope.err"; then
+        echo "FAIL generate accepted config.json with: $bad"
+        fail=1
+    elif grep -q "config.json" "$T/badrope.err" && grep -q "rope" "$T/badrope.err"; then
+        echo "ok   rejects $bad: $(grep -o 'config.json.*' "$T/badrope.err" | head -c 150)"
+    else
+        echo "FAIL $bad: unclear message"
+        cat "$T/badrope.err"
+        fail=1
+    fi
+done
+
 # bad inputs are clean errors, not crashes
 for bad in "--ids 5,99999" "--ids 1,x" "--ids 1 --quant q5" "--ids 1 --kv f8" "--ids 1 --ctx 10 -n 20"; do
     # shellcheck disable=SC2086

@@ -234,17 +234,51 @@ static void config_qwen3_06b(void **state)
     assert_true(c.rope_theta == 1e6);
     assert_true(c.rms_eps == 1e-6);
     assert_int_equal(c.tied, 1);
+    assert_int_equal(c.head_dim_implicit, 0);
     assert_int_equal(syn, 0);
-    /* Defaults: kv = heads, head_dim = hidden/heads, HF rope_theta 10000. */
+    /* Defaults: kv = heads, HF rope_theta 10000; head_dim hidden/heads
+     * until the weights say (head_dim_implicit). */
     const char *u = "{\"model_type\":\"qwen3\",\"hidden_size\":64,\"intermediate_size\":8,"
                     "\"num_hidden_layers\":1,\"num_attention_heads\":4,\"vocab_size\":10,"
                     "\"axserve_synthetic\":true}";
     assert_int_equal(model_parse_config(u, strlen(u), "c", &c, &syn, err), AX_OK);
     assert_int_equal(c.n_kv_heads, 4);
     assert_int_equal(c.head_dim, 16);
+    assert_int_equal(c.head_dim_implicit, 1);
     assert_true(c.rope_theta == 10000.0);
     assert_int_equal(c.tied, 0);
     assert_int_equal(syn, 1);
+    /* hidden/heads not whole: transformers' default, 128, until then */
+    const char *v = "{\"model_type\":\"qwen3\",\"hidden_size\":1000,\"intermediate_size\":8,"
+                    "\"num_hidden_layers\":1,\"num_attention_heads\":16,\"vocab_size\":10}";
+    assert_int_equal(model_parse_config(v, strlen(v), "c", &c, &syn, err), AX_OK);
+    assert_int_equal(c.head_dim, 128);
+    assert_int_equal(c.head_dim_implicit, 1);
+}
+
+static void config_rope(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        double theta;
+    } cases[] = {
+        /* transformers 5.x writes rope_parameters instead of rope_theta */
+        {QCFG(",\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":500000}"), 5e5},
+        {QCFG(",\"rope_theta\":250000,\"rope_parameters\":{\"rope_theta\":250000}"), 2.5e5},
+        {QCFG(",\"rope_theta\":3000,\"rope_scaling\":{\"rope_type\":\"default\"}"), 3000},
+        {QCFG(",\"rope_scaling\":{\"type\":\"default\",\"rope_theta\":7000}"), 7000},
+        {QCFG(",\"rope_parameters\":{\"rope_type\":\"default\",\"partial_rotary_factor\":1.0}"),
+         10000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct qwen3_config c;
+        int syn;
+        char err[AX_ERRLEN] = "";
+        if (model_parse_config(cases[i].text, strlen(cases[i].text), "c", &c, &syn, err) != AX_OK ||
+            c.rope_theta != cases[i].theta)
+            fail_msg("case %zu: '%s', theta %g, want %g", i, err, c.rope_theta, cases[i].theta);
+    }
 }
 
 static void config_errors(void **state)
@@ -261,6 +295,17 @@ static void config_errors(void **state)
         {"{\"model_type\":\"llama\"}", AX_EUNSUPPORTED, "llama"},
         {QCFG(",\"attention_bias\":true"), AX_EUNSUPPORTED, "attention_bias"},
         {QCFG(",\"rope_scaling\":{\"type\":\"yarn\"}"), AX_EUNSUPPORTED, "rope_scaling"},
+        {QCFG(",\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":2}"), AX_EUNSUPPORTED,
+         "linear"},
+        {QCFG(",\"rope_parameters\":{\"rope_type\":\"yarn\",\"rope_theta\":1e6}"), AX_EUNSUPPORTED,
+         "rope_parameters"},
+        {QCFG(",\"rope_parameters\":{\"rope_type\":7}"), AX_EUNSUPPORTED, "rope_parameters"},
+        {QCFG(",\"rope_parameters\":[]"), AX_EFORMAT, "rope_parameters"},
+        {QCFG(",\"rope_parameters\":{\"partial_rotary_factor\":0.5}"), AX_EUNSUPPORTED,
+         "partial_rotary_factor"},
+        {QCFG(",\"rope_theta\":1e6,\"rope_parameters\":{\"rope_theta\":5e5}"), AX_EFORMAT,
+         "disagree"},
+        {QCFG(",\"rope_parameters\":{\"rope_theta\":-1}"), AX_ERANGE, "rope_theta"},
         {QCFG(",\"use_sliding_window\":true"), AX_EUNSUPPORTED, "use_sliding_window"},
         {"{\"model_type\":\"qwen3\",\"hidden_size\":8}", AX_EFORMAT, "intermediate_size"},
         {QCFG(",\"hidden_size\":0"), AX_EJSON, "invalid JSON"}, /* duplicate key */
@@ -273,9 +318,6 @@ static void config_errors(void **state)
         {"{\"model_type\":\"qwen3\",\"hidden_size\":1024,\"intermediate_size\":3072,"
          "\"num_hidden_layers\":100000,\"num_attention_heads\":16,\"vocab_size\":5}",
          AX_ERANGE, "num_hidden_layers"},
-        {"{\"model_type\":\"qwen3\",\"hidden_size\":1000,\"intermediate_size\":3072,"
-         "\"num_hidden_layers\":2,\"num_attention_heads\":16,\"vocab_size\":5}",
-         AX_ERANGE, "head_dim"},
         {"{\"model_type\":\"qwen3\",\"hidden_size\":1024,\"intermediate_size\":3072,"
          "\"num_hidden_layers\":2,\"num_attention_heads\":16,\"num_key_value_heads\":6,"
          "\"head_dim\":64,\"vocab_size\":5}",
@@ -874,14 +916,23 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(st_valid),       cmocka_unit_test(st_errors),
-        cmocka_unit_test(st_bad_lengths), cmocka_unit_test(config_qwen3_06b),
-        cmocka_unit_test(config_errors),  cmocka_unit_test(gen_config),
-        cmocka_unit_test(hf_valid),       cmocka_unit_test(hf_sharded_same_as_single),
-        cmocka_unit_test(hf_file_errors), cmocka_unit_test(hf_shape_errors),
-        cmocka_unit_test(ax_vendor_form), cmocka_unit_test(ax_errors),
-        cmocka_unit_test(ax_flag_form),   cmocka_unit_test(run_script_parse),
-        cmocka_unit_test(tokenizer_only), cmocka_unit_test(open_alloc_failures),
+        cmocka_unit_test(st_valid),
+        cmocka_unit_test(st_errors),
+        cmocka_unit_test(st_bad_lengths),
+        cmocka_unit_test(config_qwen3_06b),
+        cmocka_unit_test(config_rope),
+        cmocka_unit_test(config_errors),
+        cmocka_unit_test(gen_config),
+        cmocka_unit_test(hf_valid),
+        cmocka_unit_test(hf_sharded_same_as_single),
+        cmocka_unit_test(hf_file_errors),
+        cmocka_unit_test(hf_shape_errors),
+        cmocka_unit_test(ax_vendor_form),
+        cmocka_unit_test(ax_errors),
+        cmocka_unit_test(ax_flag_form),
+        cmocka_unit_test(run_script_parse),
+        cmocka_unit_test(tokenizer_only),
+        cmocka_unit_test(open_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
