@@ -5,10 +5,11 @@
  *
  * `kbench prefill [threads] [tokens]` instead runs the bf16 products of
  * a Qwen3-0.6B-shaped layer the way the forward pass calls them (rows
- * in the pool's chunks, tokens in tiles of 16), over several layers of
+ * in the pool's chunks; tokens in tiles of 16, or all at once from
+ * activation panels where the variant has them), over several layers of
  * weights so they come from memory as in a real prefill. One thread
  * runs; threads only sets the chunk size. Only the variant the server
- * would pick is measured. */
+ * would pick is measured, in the pass's settings and some others. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,18 +42,19 @@ static const struct shape layer[] = {{"q", 2048, 1024},   {"k", 1024, 1024},    
 #define WSKEW 56
 #define REPS 7 /* passes; the best one counts */
 
-/* The forward pass's split: chunks of about rows / (threads * 8), in
- * multiples of 8 rows; every token tile of a chunk is one call. */
-static void mm_chunked(kern_mm_fn fn, struct kern_mm a, int rows, int threads)
+/* The forward pass's split: chunks of about rows / (threads * per), in
+ * multiples of mult rows. Without panels every token tile of a chunk is
+ * one call; with them (a.xp) a chunk is one call over all tokens. */
+static void mm_chunked(kern_mm_fn fn, struct kern_mm a, int rows, int threads, int per, int mult)
 {
-    int ch = rows / (threads * 8);
-    ch = ch < 8 ? 8 : (ch + 7) / 8 * 8;
-    int n = a.n;
+    int ch = rows / (threads * per);
+    ch = ch < mult ? mult : (ch + mult - 1) / mult * mult;
+    int n = a.n, tile = a.xp ? n : TILE;
     for (int r0 = 0; r0 < rows; r0 += ch) {
         int r1 = r0 + ch < rows ? r0 + ch : rows;
-        for (int t0 = 0; t0 < n; t0 += TILE) {
+        for (int t0 = 0; t0 < n; t0 += tile) {
             struct kern_mm s = a;
-            s.n = n - t0 < TILE ? n - t0 : TILE;
+            s.n = n - t0 < tile ? n - t0 : tile;
             s.x = (const uint8_t *)a.x + (size_t)t0 * a.x_stride;
             s.y = a.y + (size_t)t0 * a.y_stride;
             fn(&s, r0, r1);
@@ -60,11 +62,68 @@ static void mm_chunked(kern_mm_fn fn, struct kern_mm a, int rows, int threads)
     }
 }
 
+struct prefill_mode {
+    const char *name;
+    int panels, per, mult;
+};
+
+/* One pass per shape over all layers' weights in mode md; the best of
+ * REPS passes counts. Panels are built once per matrix, as the pass
+ * builds them once per input. */
+static void prefill_mode(const struct kern_table *v, uint16_t *w[NLAYER][NSHAPE], const float *x,
+                         float *y, float *xp, int n, int threads, const struct prefill_mode *md)
+{
+    double best[NSHAPE], t_all = 0, m_all = 0;
+    for (int s = 0; s < NSHAPE; s++)
+        best[s] = 1e30;
+    for (int rep = 0; rep < REPS; rep++)
+        for (int s = 0; s < NSHAPE; s++) {
+            const struct shape *sh = &layer[s];
+            double t0 = cpu_s();
+            for (int l = 0; l < NLAYER; l++) {
+                struct kern_mm a = {(const uint8_t *)w[l][s] + WSKEW,
+                                    2 * (size_t)sh->k,
+                                    x,
+                                    4 * (size_t)sh->k,
+                                    y,
+                                    (size_t)sh->rows,
+                                    n,
+                                    sh->k,
+                                    NULL};
+                if (md->panels) {
+                    for (int t = 0; t < n; t += 16)
+                        v->panel(x, a.x_stride, n, sh->k, t, xp);
+                    a.xp = xp;
+                }
+                mm_chunked(md->panels ? v->mm_bf16_panel : v->mm[KQ_BF16], a, sh->rows, threads,
+                           md->per, md->mult);
+            }
+            double dt = cpu_s() - t0;
+            best[s] = dt < best[s] ? dt : best[s];
+        }
+    printf("%-36s bf16 prefill n=%d, %d threads' chunks, %s:", v->name, n, threads, md->name);
+    for (int s = 0; s < NSHAPE; s++) {
+        double macs = (double)layer[s].rows * layer[s].k * n * NLAYER;
+        printf(" %s %.1f", layer[s].name, macs / best[s] * 1e-9);
+        t_all += best[s];
+        m_all += macs;
+    }
+    printf(" | all %.1f GMAC/s\n", m_all / t_all * 1e-9);
+}
+
 static int prefill(const struct kern_table *v, int nv, int threads, int n)
 {
+    /* the forward pass's settings first (cpu_forward.c mm_add), then
+     * neighbours of them */
+    static const struct prefill_mode modes[] = {
+        {"mm, 4 chunks/thread", 0, 4, 8},      {"panels, 2 chunks/thread", 1, 2, 24},
+        {"panels, 4 chunks/thread", 1, 4, 24}, {"panels, 4 chunks/thread x8", 1, 4, 8},
+        {"panels, 1 chunk/thread", 1, 1, 24},  {"panels, 8 chunks/thread", 1, 8, 24},
+    };
     uint16_t *w[NLAYER][NSHAPE];
     float *x = ax_malloc(sizeof(float) * 3072 * (size_t)n),
-          *y = ax_malloc(sizeof(float) * 3072 * (size_t)n);
+          *y = ax_malloc(sizeof(float) * 3072 * (size_t)n),
+          *xp = aligned_alloc(64, sizeof(float) * kp_floats(n, 3072));
     for (size_t i = 0; i < 3072 * (size_t)n; i++)
         x[i] = (float)rand() / RAND_MAX - 0.5f;
     for (int l = 0; l < NLAYER; l++)
@@ -74,44 +133,16 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
             for (size_t i = 0; i < cnt; i++)
                 w[l][s][i] = kern_f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
         }
-    for (int vi = 0; vi < nv; vi++) {
-        /* best of REPS passes over all layers, per shape: other load on
-         * the machine only ever slows a pass down */
-        double best[NSHAPE], t_all = 0, m_all = 0;
-        for (int s = 0; s < NSHAPE; s++)
-            best[s] = 1e30;
-        for (int rep = 0; rep < REPS; rep++)
-            for (int s = 0; s < NSHAPE; s++) {
-                const struct shape *sh = &layer[s];
-                double t0 = cpu_s();
-                for (int l = 0; l < NLAYER; l++) {
-                    struct kern_mm a = {(const uint8_t *)w[l][s] + WSKEW,
-                                        2 * (size_t)sh->k,
-                                        x,
-                                        4 * (size_t)sh->k,
-                                        y,
-                                        (size_t)sh->rows,
-                                        n,
-                                        sh->k};
-                    mm_chunked(v[vi].mm[KQ_BF16], a, sh->rows, threads);
-                }
-                double dt = cpu_s() - t0;
-                best[s] = dt < best[s] ? dt : best[s];
-            }
-        printf("%-36s bf16 prefill n=%d chunks for %d threads:", v[vi].name, n, threads);
-        for (int s = 0; s < NSHAPE; s++) {
-            double macs = (double)layer[s].rows * layer[s].k * n * NLAYER;
-            printf(" %s %.1f", layer[s].name, macs / best[s] * 1e-9);
-            t_all += best[s];
-            m_all += macs;
-        }
-        printf(" | all %.1f GMAC/s\n", m_all / t_all * 1e-9);
-    }
+    for (int vi = 0; vi < nv; vi++)
+        for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++)
+            if (!modes[mi].panels || v[vi].panel)
+                prefill_mode(&v[vi], w, x, y, xp, n, threads, &modes[mi]);
     for (int l = 0; l < NLAYER; l++)
         for (int s = 0; s < NSHAPE; s++)
             ax_free(w[l][s]);
     ax_free(x);
     ax_free(y);
+    free(xp);
     return 0;
 }
 
@@ -156,7 +187,7 @@ int main(int argc, char **argv)
         }
         for (int vi = 1; vi < nv; vi++)
             for (int ni = 0; ni < 3; ni++) {
-                struct kern_mm a = {w, rb, x, xs, y, rows, ns[ni], k};
+                struct kern_mm a = {w, rb, x, xs, y, rows, ns[ni], k, NULL};
                 double t0 = cpu_s(), macs = 0;
                 /* calls per clock read: reading the thread CPU clock is a
                  * system call, as long as a small product */

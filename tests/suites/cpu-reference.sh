@@ -91,6 +91,24 @@ for m in gqa-bf16-tied mha-f32-untied gqa4-bf16-sharded mqa-f32-rect mha-f16-unt
     check "$m q4" $m "$T/$m.q4.json" --tol 0.3 --min-agree 0.5 --exact
 done
 
+# a prompt of 150 tokens: BF16 prefill from activation panels (from 64
+# tokens on, where the CPU has them): two full token groups and a tail
+P150=$($PY -c 'print(",".join(str((i * 37 + 11) % 1000) for i in range(150)))')
+for m in gqa-bf16-tied gqa4-bf16-sharded; do
+    $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --threads 2 >"$T/$m.long.json" \
+        2>/dev/null || { echo "FAIL generate $m 150-token prompt"; fail=1; }
+    if out=$($PY $REF "$D/$m" "$T/$m.long.json" --prompt-ids $P150); then
+        echo "ok   $m 150-token prompt: $(echo "$out" | tail -n 1)"
+    else
+        echo "FAIL $m 150-token prompt:"
+        echo "$out" | sed 's/^/     /'
+        fail=1
+    fi
+    $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --prefill-chunk 1 \
+        >"$T/$m.long1.json" 2>/dev/null || { echo "FAIL generate $m one by one"; fail=1; }
+    same "$m 150-token prefill at once == one token at a time" "$T/$m.long.json" "$T/$m.long1.json"
+done
+
 # --bf16-act: the 22-token prompt is prefilled by the AVX512-BF16 kernel
 # (decode stays exact); the log must say the mode is on
 if grep -qw avx512_bf16 /proc/cpuinfo; then

@@ -191,7 +191,7 @@ static int kc_ref_products(void)
             else
                 memcpy(xq + t * xs, x + t * k, 4 * k);
         }
-        struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k};
+        struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k, NULL};
         ref.mm[qt](&a, 0, rows);
         /* the interleaved layouts hold the same values and are summed in
          * the same order: identical results to the plain layouts */
@@ -273,7 +273,7 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
     }
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k};
+    struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k, NULL};
     ref.mm[qt](&a, r0, r1);
     a.y = y1;
     v->mm[qt](&a, r0, r1);
@@ -360,7 +360,7 @@ static int kc_mm_bf16_act_case(const struct kern_table *v, int rows, int k, int 
         x[i] = kc_rand();
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w0, rb, x, xs, y0, rows, n, k};
+    struct kern_mm a = {w0, rb, x, xs, y0, rows, n, k, NULL};
     kern_mm_ref_bf16_act(&a, r0, r1);
     a.y = y1;
     v->mm_bf16_act(&a, r0, r1);
@@ -405,6 +405,95 @@ static int kc_mm_bf16_act(const struct kern_table *v)
                 f += kc_mm_bf16_act_case(v, R, ks[ki], ns[ni], 0, R);
                 if (R > 2)
                     f += kc_mm_bf16_act_case(v, R, ks[ki], ns[ni], 1, R - 1);
+            }
+    return f;
+}
+
+/* The optional panel pair: v->panel must write exactly kern_panel_ref's
+ * floats (zeros past n included), and mm_bf16_panel on those panels must
+ * match kern_mm_ref_bf16 on the rows, touching no row outside r0..r1.
+ * x rows are xs floats apart (xs >= k: a wider buffer, as in the pass). */
+static int kc_mm_panel_case(const struct kern_table *v, int rows, int k, int n, int r0, int r1)
+{
+    size_t rb = 2 * (size_t)k + 2 * (size_t)(rows & 1), xs = (size_t)k + 3;
+    uint8_t *w = ax_malloc(rows * rb + 2);
+    uint8_t *w0 = w + 2; /* rows start at any even byte offset */
+    size_t np = kp_floats(n, k);
+    float *x = ax_malloc(4 * xs * n), *p0 = ax_malloc(4 * np + 64), *p1 = ax_malloc(4 * np + 64),
+          *y0 = ax_malloc(4 * (size_t)n * rows), *y1 = ax_malloc(4 * (size_t)n * rows);
+    float *pa = (float *)(void *)((uint8_t *)p1 + (64 - (uintptr_t)p1 % 64) % 64);
+    int f = 0;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < k; i++) {
+            uint16_t h = kern_f32_to_bf16(kc_rand());
+            memcpy(w0 + r * rb + 2 * (size_t)i, &h, 2);
+        }
+    for (size_t i = 0; i < xs * n; i++)
+        x[i] = kc_rand();
+    for (size_t i = 0; i < np; i++)
+        p0[i] = pa[i] = -7.0f; /* slots nobody writes stay equal */
+    for (int t0 = 0; t0 < n; t0 += 16) {
+        kern_panel_ref(x, 4 * xs, n, k, t0, p0);
+        v->panel(x, 4 * xs, n, k, t0, pa);
+    }
+    if (memcmp(p0, pa, 4 * np) != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "%s panel k %d n %d", v->name, k, n);
+        f += kc_fail(what, 1, 0);
+    }
+    for (int i = 0; i < n * rows; i++)
+        y0[i] = y1[i] = -12345.0f;
+    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL};
+    kern_mm_ref_bf16(&a, r0, r1);
+    a.y = y1;
+    a.xp = pa;
+    v->mm_bf16_panel(&a, r0, r1);
+    for (int t = 0; t < n && !f; t++)
+        for (int r = 0; r < rows; r++) {
+            float a0 = y0[t * rows + r], a1 = y1[t * rows + r];
+            double sa = 0; /* normaliser: sum |w x| */
+            for (int i = 0; i < k; i++) {
+                uint16_t h;
+                memcpy(&h, w0 + r * rb + 2 * (size_t)i, 2);
+                sa += fabs((double)kern_bf16_to_f32(h) * x[(size_t)t * xs + i]);
+            }
+            int inside = r >= r0 && r < r1;
+            if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa + 1e-30) {
+                char what[128];
+                snprintf(what, sizeof what, "%s mm bf16 panel rows %d k %d n %d (row %d token %d)",
+                         v->name, rows, k, n, r, t);
+                f += kc_fail(what, a1, a0);
+                break;
+            }
+        }
+    ax_free(w);
+    ax_free(x);
+    ax_free(p0);
+    ax_free(p1);
+    ax_free(y0);
+    ax_free(y1);
+    return f;
+}
+
+static int kc_mm_panel(const struct kern_table *v)
+{
+    /* every tile shape: rows 1..6 and past, token groups of 1..4 vectors
+     * and more than one group; k not a multiple of 16 */
+    static const int ks[] = {1, 7, 16, 33, 100, 1024, 3072};
+    static const int ns[] = {1, 15, 16, 17, 40, 64, 65, 100, 128, 200};
+    static const int rows[] = {1, 5, 6, 7, 13};
+    int f = 0;
+    if (!v->panel || !v->mm_bf16_panel)
+        return 0;
+    for (int ki = 0; ki < 7; ki++)
+        for (int ni = 0; ni < 10; ni++)
+            for (int ri = 0; ri < 5; ri++) {
+                int R = rows[ri];
+                if (ks[ki] > 1000 && ns[ni] > 65 && R > 6)
+                    continue; /* keep the run short */
+                f += kc_mm_panel_case(v, R, ks[ki], ns[ni], 0, R);
+                if (R > 2)
+                    f += kc_mm_panel_case(v, R, ks[ki], ns[ni], 1, R - 1);
             }
     return f;
 }
@@ -632,7 +721,7 @@ static int kc_attn(const struct kern_table *v)
 
 static int kc_variant(const struct kern_table *v)
 {
-    return kc_small(v) + kc_mm(v) + kc_mm_bf16_act(v) + kc_attn(v);
+    return kc_small(v) + kc_mm(v) + kc_mm_bf16_act(v) + kc_mm_panel(v) + kc_attn(v);
 }
 
 #endif

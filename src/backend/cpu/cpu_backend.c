@@ -468,6 +468,9 @@ static void scratch_touch(struct cpu_ctx *c, size_t H, size_t QD, size_t I)
     memset(c->hb, 0, cap * I * f);
     memset(c->hb2, 0, cap * I * f);
     memset(c->xq, 0, cap * c->xq_stride);
+    size_t xw = H > QD ? H : QD;
+    if (c->xp)
+        memset(c->xp, 0, kp_floats(c->cap, (int)(xw > I ? xw : I)) * f);
     memset(c->logits, 0, (size_t)c->c.vocab * f);
 }
 
@@ -501,6 +504,13 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     c->hb = alloc_n(c, cap, I, 4, NULL);
     c->hb2 = alloc_n(c, cap, I, 4, NULL);
     c->xq = alloc_n(c, cap, c->xq_stride, 1, NULL);
+    /* activation panels, for BF16 weights kept as stored (64-byte aligned:
+     * the panel kernel's loads are) */
+    int want_xp = c->kt.panel && c->layers[0].q.type == KQ_BF16 && !c->bf16_act;
+    if (want_xp) {
+        uint8_t *p = alloc_n(c, kp_floats((int)cap, (int)xw) + 16, 4, 1, NULL);
+        c->xp = p ? (float *)(void *)(p + (64 - (uintptr_t)p % 64) % 64) : NULL;
+    }
     /* attention scores: per thread, the query heads of one KV head for
      * ATTN_TOKENS tokens (rows of at most n_ctx positions) */
     c->scores = alloc_n(c, (size_t)c->n_threads * (size_t)(k->n_heads / k->n_kv_heads),
@@ -514,8 +524,8 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     c->l_row = alloc_n(c, cap, sizeof(int), 1, NULL);
     c->l_out = alloc_n(c, cap, sizeof(float *), 1, NULL);
     if (!c->x || !c->xb || !c->xb2 || !c->q || !c->att || !c->k || !c->v || !c->hb || !c->hb2 ||
-        !c->xq || !c->scores || !c->logits || !c->rope_cos || !c->rope_sin || !c->t_tok ||
-        !c->t_pos || !c->t_slot || !c->l_row || !c->l_out)
+        !c->xq || (want_xp && !c->xp) || !c->scores || !c->logits || !c->rope_cos || !c->rope_sin ||
+        !c->t_tok || !c->t_pos || !c->t_slot || !c->l_row || !c->l_out)
         return ax_fail(err, AX_ENOMEM, "out of memory for the cpu backend's scratch buffers");
     kv_touch(c);
     scratch_touch(c, H, QD, I);

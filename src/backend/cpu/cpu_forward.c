@@ -16,6 +16,9 @@
 /* ---- parallel matrix products ------------------------------------------ */
 
 #define MM_TILE 16 /* tokens per kernel call: their activations stay in L2 */
+/* BF16 products take activation panels (kt.mm_bf16_panel) from this many
+ * tokens: a 64-token group fills the panel kernel's tile. */
+#define PANEL_MIN KP_TOKENS
 
 struct mm_part {
     kern_mm_fn fn;
@@ -43,6 +46,10 @@ static void mm_item(void *arg, int ci, int ith)
         ci -= j->p[pi++].chunks;
     const struct mm_part *p = &j->p[pi];
     int r0 = ci * p->chunk, r1 = r0 + p->chunk < p->rows ? r0 + p->chunk : p->rows;
+    if (p->a.xp) { /* the panel kernel walks its token groups itself */
+        p->fn(&p->a, r0, r1);
+        return;
+    }
     for (int t0 = 0; t0 < p->a.n; t0 += MM_TILE) {
         struct kern_mm s = p->a;
         s.n = p->a.n - t0 < MM_TILE ? p->a.n - t0 : MM_TILE;
@@ -52,13 +59,47 @@ static void mm_item(void *arg, int ci, int ith)
     }
 }
 
+static void run_rows(struct cpu_ctx *c, int n, int per,
+                     void (*fn)(struct cpu_ctx *, const void *, int, int), const void *arg);
+
+struct panel_arg {
+    const float *x;
+    size_t stride; /* bytes */
+    int n, k;
+};
+
+static void panel_item(struct cpu_ctx *c, const void *va, int i, int ith)
+{
+    (void)ith;
+    const struct panel_arg *a = va;
+    c->kt.panel(a->x, a->stride, a->n, a->k, 16 * i, c->xp);
+}
+
+/* The panels of n rows of k floats at xf, built once for every product
+ * of a job that reads them (q, k and v share theirs; gate and up too). */
+static const float *panels(struct cpu_ctx *c, const float *xf, size_t xf_stride, int k, int n)
+{
+    if (c->xp_of != xf) {
+        struct panel_arg a = {xf, xf_stride * sizeof(float), n, k};
+        run_rows(c, (n + 15) / 16, 1, panel_item, &a);
+        c->xp_of = xf;
+    }
+    return c->xp;
+}
+
 static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, const float *xf,
                    size_t xf_stride, float *y, size_t y_stride, int n)
 {
     struct mm_part *p = &j->p[j->np++];
     p->fn = c->kt.mm[w->type];
+    p->a.xp = NULL;
     if (w->type == KQ_BF16 && c->bf16_act && n >= 4) /* decode stays exact */
         p->fn = c->kt.mm_bf16_act;
+    else if (w->type == KQ_BF16 && c->xp && n >= PANEL_MIN &&
+             (!c->xp_of || c->xp_of == xf)) { /* one input's panels per job */
+        p->fn = c->kt.mm_bf16_panel;
+        p->a.xp = panels(c, xf, xf_stride, w->k, n);
+    }
     p->a.w = w->data;
     p->a.w_stride = w->stride;
     if (kq_is_quant(w->type)) {
@@ -85,8 +126,11 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
      * q8 and q4 were unchanged or slower, so they keep 8. Why is open: the
      * activation reorder that each chunk repeats accounts for about 2 %. */
     int per = n == 1 ? 1 : w->type == KQ_BF16 ? 4 : 8;
-    int ch = w->rows / (c->n_threads * per);
-    ch = ch < 8 ? 8 : (ch + 7) / 8 * 8;
+    /* the panel kernel's tiles are 6 rows: chunks in multiples of 24 leave
+     * no short tile behind (kbench prefill: x1.00-1.01, chunks of 1 to 8
+     * per thread within 1 %) */
+    int mult = p->a.xp ? 24 : 8, ch = w->rows / (c->n_threads * per);
+    ch = ch < mult ? mult : (ch + mult - 1) / mult * mult;
     p->chunk = ch;
     p->chunks = (w->rows + ch - 1) / ch;
     j->total += p->chunks;
@@ -95,6 +139,7 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
 static void mm_run(struct cpu_ctx *c, struct mm_job *j)
 {
     pool_for(c->pool, j->total, mm_item, j);
+    c->xp_of = NULL; /* the next step may rewrite those rows */
 }
 
 /* ---- parallel loops over rows ------------------------------------------ */

@@ -69,9 +69,11 @@ struct cpu_ctx {
     float *hb, *hb2;     /* [cap][I] */
     uint8_t *xq;         /* [cap] KA_Q8 rows of the widest input */
     size_t xq_stride;
-    float *scores;  /* [n_threads][G * ATTN_TOKENS][n_ctx] */
-    float *logits;  /* [CPU_MAX_BATCH][vocab] */
-    int32_t *t_tok; /* per token of a pass: id, position, slot */
+    float *xp;          /* kp_floats(cap, widest input): panels, if kt.panel */
+    const float *xp_of; /* the rows xp holds now (NULL: none) */
+    float *scores;      /* [n_threads][G * ATTN_TOKENS][n_ctx] */
+    float *logits;      /* [CPU_MAX_BATCH][vocab] */
+    int32_t *t_tok;     /* per token of a pass: id, position, slot */
     int *t_pos, *t_slot;
     int *l_row;    /* rows of the pass that need logits */
     float **l_out; /* where each of those rows' logits go */

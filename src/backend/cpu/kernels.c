@@ -681,6 +681,21 @@ void kern_attn_ref(const struct kern_attn *a)
 
 /* ---- table ------------------------------------------------------------- */
 
+size_t kp_floats(int n, int k)
+{
+    return (size_t)((n + KP_TOKENS - 1) / KP_TOKENS) * KP_TOKENS * (size_t)k;
+}
+
+void kern_panel_ref(const float *x, size_t x_stride, int n, int k, int t0, float *xp)
+{
+    for (int t = t0; t < t0 + 16; t++) {
+        const float *row = (const float *)(const void *)((const char *)x + (size_t)t * x_stride);
+        float *out = xp + (size_t)(t / KP_TOKENS) * KP_TOKENS * (size_t)k + t % KP_TOKENS;
+        for (int i = 0; i < k; i++)
+            out[(size_t)i * KP_TOKENS] = t < n ? row[i] : 0.0f;
+    }
+}
+
 void kern_table_init_ref(struct kern_table *t)
 {
     memset(t, 0, sizeof *t);

@@ -85,7 +85,22 @@ struct kern_mm {
     size_t y_stride;  /* floats between output rows (one per token) */
     int n;            /* activation rows (tokens) */
     int k;            /* inner dimension */
+    const float *xp;  /* x as panels (below), for mm_bf16_panel; NULL elsewhere */
 };
+
+/* Activation panels: the f32 rows of x transposed so that a vector holds
+ * one input of 16 consecutive tokens. Tokens go in groups of KP_TOKENS;
+ * group g starts at xp + g * KP_TOKENS * k and holds input i of token t
+ * at [i * KP_TOKENS + t % KP_TOKENS]. kern_table.panel writes them 16
+ * tokens at a time; slots of tokens past n, up to the next multiple of
+ * 16, are zero (later ones are never read). */
+#define KP_TOKENS 64
+/* Floats of the panels of n rows of k inputs. */
+size_t kp_floats(int n, int k);
+/* Writes tokens [t0, t0 + 16) (t0 % 16 == 0, t0 < n) of the panels of the
+ * n rows x[t] = (const float *)((const char *)x + t * x_stride). */
+typedef void (*kern_panel_fn)(const float *x, size_t x_stride, int n, int k, int t0, float *xp);
+void kern_panel_ref(const float *x, size_t x_stride, int n, int k, int t0, float *xp);
 
 typedef void (*kern_mm_fn)(const struct kern_mm *a, int r0, int r1);
 /* x[k] -> one quantised activation row (k % 32 == 0) */
@@ -141,6 +156,12 @@ struct kern_table {
      * even), the exact products summed in f32, as kern_mm_ref_bf16_act.
      * Less exact than mm[KQ_BF16]; used for prefill when --bf16-act asks. */
     kern_mm_fn mm_bf16_act;
+    /* optional pair (NULL unless a variant has them): BF16 weights times
+     * activations given as panels (a->xp, built by panel), the same
+     * products as mm[KQ_BF16] summed in another order. For prefill: the
+     * panel build is paid once per input and all of the weight matrix. */
+    kern_panel_fn panel;
+    kern_mm_fn mm_bf16_panel;
 };
 
 /* ---- scalar references (the spec and the test oracle) ---------------- */

@@ -10,6 +10,9 @@ void kern_x86_avx2_fill(struct kern_table *t);
 void kern_x86_avx512_fill(struct kern_table *t);
 /* The fused attention of the AVX-512 table (same requirements). */
 void kern_x86_avx512_attn_fill(struct kern_table *t);
+/* The panel pair (panel, mm_bf16_panel) of the AVX-512 table (same
+ * requirements). */
+void kern_x86_avx512_panel_fill(struct kern_table *t);
 /* Requires the above plus AVX-512 VNNI. */
 void kern_x86_avx512vnni_fill(struct kern_table *t);
 /* Adds mm_bf16_act to an AVX-512 table; requires AVX-512 BF16 as well. */
