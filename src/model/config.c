@@ -165,7 +165,8 @@ static enum ax_err read_rope_object(const json_t *o, const char *key, const char
     const json_t *t = json_object_get(r, "rope_type");
     if (!t || json_is_null(t))
         t = json_object_get(r, "type"); /* the older spelling */
-    if (t && !json_is_null(t) && (!json_is_string(t) || strcmp(json_string_value(t), "default")))
+    if (t && !json_is_null(t) &&
+        (!json_is_string(t) || strcmp(json_string_value(t), "default") != 0))
         return ax_fail(err, AX_EUNSUPPORTED,
                        "%s: %s asks for a scaled RoPE (rope_type \"%.32s\"); only plain RoPE "
                        "(\"default\", or %s = null) is supported",

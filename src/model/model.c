@@ -484,7 +484,7 @@ static enum ax_err load_config(struct model *m, const char *path, char *err)
  * which names it. */
 static enum ax_err head_dim_from_weights(struct model *m, const char *cfg_path, char *err)
 {
-    struct model_tensor t;
+    struct model_tensor t = {0};
     if (!m->cfg.head_dim_implicit ||
         model_tensor(m, "model.layers.0.self_attn.q_norm.weight", &t, NULL) != AX_OK || t.ndim != 1)
         return AX_OK;
