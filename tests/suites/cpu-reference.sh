@@ -46,16 +46,22 @@ P=5,17,300,42,7,99,1,3,900,8,9,10,11,12,13,14,15,16,17,18,19,20
 N=24
 fail=0
 
-check() { # label model json refargs...
-    label=$1 m=$2 j=$3
-    shift 3
-    if out=$($PY $REF "$D/$m" "$j" --prompt-ids $P "$@"); then
+refcheck() { # label model-dir json prompt-ids refargs...
+    label=$1 dir=$2 j=$3 ids=$4
+    shift 4
+    if out=$($PY $REF "$dir" "$j" --prompt-ids "$ids" "$@"); then
         echo "ok   $label: $(echo "$out" | tail -n 1)"
     else
         echo "FAIL $label:"
         echo "$out" | sed 's/^/     /'
         fail=1
     fi
+}
+
+check() { # label model json refargs...
+    label=$1 m=$2 j=$3
+    shift 3
+    refcheck "$label" "$D/$m" "$j" $P "$@"
 }
 
 same() { # label a.json b.json: same tokens, logprobs within 1e-4
@@ -97,13 +103,7 @@ P150=$($PY -c 'print(",".join(str((i * 37 + 11) % 1000) for i in range(150)))')
 for m in gqa-bf16-tied gqa4-bf16-sharded; do
     $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --threads 2 >"$T/$m.long.json" \
         2>/dev/null || { echo "FAIL generate $m 150-token prompt"; fail=1; }
-    if out=$($PY $REF "$D/$m" "$T/$m.long.json" --prompt-ids $P150); then
-        echo "ok   $m 150-token prompt: $(echo "$out" | tail -n 1)"
-    else
-        echo "FAIL $m 150-token prompt:"
-        echo "$out" | sed 's/^/     /'
-        fail=1
-    fi
+    refcheck "$m 150-token prompt" "$D/$m" "$T/$m.long.json" $P150
     $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --prefill-chunk 1 \
         >"$T/$m.long1.json" 2>/dev/null || { echo "FAIL generate $m one by one"; fail=1; }
     same "$m 150-token prefill at once == one token at a time" "$T/$m.long.json" "$T/$m.long1.json"
@@ -200,13 +200,7 @@ gen "$T/nohd.json" hd128-bf16
 $AX generate -m "$T/nohd" --ids $P -n $N --top 5 --ignore-eos >"$T/nohd2.json" 2>"$T/nohd2.log" ||
     { echo "FAIL generate without head_dim"; cat "$T/nohd2.log"; fail=1; }
 same "no head_dim (128 != hidden/heads) == head_dim 128" "$T/nohd.json" "$T/nohd2.json"
-if out=$($PY $REF "$T/nohd" "$T/nohd2.json" --prompt-ids $P); then
-    echo "ok   no head_dim against the reference: $(echo "$out" | tail -n 1)"
-else
-    echo "FAIL no head_dim against the reference:"
-    echo "$out" | sed 's/^/     /'
-    fail=1
-fi
+refcheck "no head_dim against the reference" "$T/nohd" "$T/nohd2.json" $P
 edit_config gqa-bf16-tied "$T/nohd32" 'del c["head_dim"]'
 $AX generate -m "$T/nohd32" --ids $P -n $N --top 5 --ignore-eos >"$T/nohd32.json" 2>/dev/null ||
     { echo "FAIL generate without head_dim (32)"; fail=1; }
@@ -215,13 +209,7 @@ edit_config mha-f32-untied "$T/rp" \
     'c["rope_parameters"] = {"rope_type": "default", "rope_theta": 5000.0}; del c["rope_theta"]; c.pop("rope_scaling", None)'
 $AX generate -m "$T/rp" --ids $P -n $N --top 5 --ignore-eos --threads 2 >"$T/rp.json" 2>"$T/rp.log" ||
     { echo "FAIL generate with rope_parameters"; cat "$T/rp.log"; fail=1; }
-if out=$($PY $REF "$T/rp" "$T/rp.json" --prompt-ids $P); then
-    echo "ok   rope_parameters.rope_theta 5000 against the reference: $(echo "$out" | tail -n 1)"
-else
-    echo "FAIL rope_parameters against the reference:"
-    echo "$out" | sed 's/^/     /'
-    fail=1
-fi
+refcheck "rope_parameters.rope_theta 5000 against the reference" "$T/rp" "$T/rp.json" $P
 for bad in 'c["rope_parameters"] = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6}' \
     'c["rope_scaling"] = {"type": "linear", "factor": 2.0}' \
     'c["rope_parameters"] = {"rope_theta": 123.0}'; do
