@@ -339,6 +339,21 @@ static int kc_mm(const struct kern_table *v)
     return f;
 }
 
+/* The error normaliser of a BF16 product: sum |w x| over a row of k
+ * bf16 weights at any even byte offset; round_x: x rounded to bf16 first
+ * (the bf16-activation product). */
+static double kc_bf16_abs_dot(const uint8_t *w, const float *x, int k, int round_x)
+{
+    double s = 0;
+    for (int i = 0; i < k; i++) {
+        uint16_t h;
+        memcpy(&h, w + 2 * (size_t)i, 2);
+        float xi = round_x ? kern_bf16_to_f32(kern_f32_to_bf16(x[i])) : x[i];
+        s += fabs((double)kern_bf16_to_f32(h) * xi);
+    }
+    return s;
+}
+
 /* The optional bf16-activation product against kern_mm_ref_bf16_act: one
  * case of rows x k BF16 weights, n tokens, rows r0..r1 computed; rows
  * outside must stay untouched. */
@@ -367,13 +382,7 @@ static int kc_mm_bf16_act_case(const struct kern_table *v, int rows, int k, int 
     for (int t = 0; t < n && !f; t++)
         for (int r = 0; r < rows; r++) {
             float a0 = y0[t * rows + r], a1 = y1[t * rows + r];
-            double sa = 0; /* normaliser: sum |w bf16(x)| */
-            for (int i = 0; i < k; i++) {
-                uint16_t h;
-                memcpy(&h, w0 + r * rb + 2 * (size_t)i, 2);
-                sa += fabs((double)kern_bf16_to_f32(h) *
-                           kern_bf16_to_f32(kern_f32_to_bf16(x[(size_t)t * k + i])));
-            }
+            double sa = kc_bf16_abs_dot(w0 + r * rb, x + (size_t)t * k, k, 1);
             int inside = r >= r0 && r < r1;
             if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa + 1e-30) {
                 char what[128];
@@ -451,12 +460,7 @@ static int kc_mm_panel_case(const struct kern_table *v, int rows, int k, int n, 
     for (int t = 0; t < n && !f; t++)
         for (int r = 0; r < rows; r++) {
             float a0 = y0[t * rows + r], a1 = y1[t * rows + r];
-            double sa = 0; /* normaliser: sum |w x| */
-            for (int i = 0; i < k; i++) {
-                uint16_t h;
-                memcpy(&h, w0 + r * rb + 2 * (size_t)i, 2);
-                sa += fabs((double)kern_bf16_to_f32(h) * x[(size_t)t * xs + i]);
-            }
+            double sa = kc_bf16_abs_dot(w0 + r * rb, x + (size_t)t * xs, k, 0);
             int inside = r >= r0 && r < r1;
             if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa + 1e-30) {
                 char what[128];

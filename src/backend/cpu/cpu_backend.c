@@ -455,7 +455,7 @@ static void kv_touch(struct cpu_ctx *c)
 
 /* The per-token scratch is written by every pass: fault it in now too
  * (about 15 MiB for a 0.6B model; logits only for one sequence). */
-static void scratch_touch(struct cpu_ctx *c, size_t H, size_t QD, size_t I)
+static void scratch_touch(struct cpu_ctx *c, size_t H, size_t QD, size_t I, size_t xw)
 {
     size_t cap = (size_t)c->cap, f = sizeof(float);
     memset(c->x, 0, cap * H * f);
@@ -468,9 +468,8 @@ static void scratch_touch(struct cpu_ctx *c, size_t H, size_t QD, size_t I)
     memset(c->hb, 0, cap * I * f);
     memset(c->hb2, 0, cap * I * f);
     memset(c->xq, 0, cap * c->xq_stride);
-    size_t xw = H > QD ? H : QD;
     if (c->xp)
-        memset(c->xp, 0, kp_floats(c->cap, (int)(xw > I ? xw : I)) * f);
+        memset(c->xp, 0, kp_floats(c->cap, (int)xw) * f);
     memset(c->logits, 0, (size_t)c->c.vocab * f);
 }
 
@@ -528,7 +527,7 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
         !c->t_tok || !c->t_pos || !c->t_slot || !c->l_row || !c->l_out)
         return ax_fail(err, AX_ENOMEM, "out of memory for the cpu backend's scratch buffers");
     kv_touch(c);
-    scratch_touch(c, H, QD, I);
+    scratch_touch(c, H, QD, I, xw);
     /* inv_freq[i] = theta^(-2i/D); angles in double, stored as f32 */
     for (int p = 0; p < c->n_ctx; p++)
         for (size_t i = 0; i < D / 2; i++) {

@@ -689,10 +689,12 @@ size_t kp_floats(int n, int k)
 void kern_panel_ref(const float *x, size_t x_stride, int n, int k, int t0, float *xp)
 {
     for (int t = t0; t < t0 + 16; t++) {
-        const float *row = (const float *)(const void *)((const char *)x + (size_t)t * x_stride);
         float *out = xp + (size_t)(t / KP_TOKENS) * KP_TOKENS * (size_t)k + t % KP_TOKENS;
+        const float *row =
+            t < n ? (const float *)(const void *)((const char *)x + (size_t)t * x_stride)
+                  : NULL; /* rows past n do not exist */
         for (int i = 0; i < k; i++)
-            out[(size_t)i * KP_TOKENS] = t < n ? row[i] : 0.0f;
+            out[(size_t)i * KP_TOKENS] = row ? row[i] : 0.0f;
     }
 }
 
