@@ -354,6 +354,30 @@ static double kc_bf16_abs_dot(const uint8_t *w, const float *x, int k, int round
     return s;
 }
 
+/* A BF16 product's outputs a->y against the reference's y0 (both rows of
+ * a->y_stride = rows floats): rows r0..r1 within KC_TOL of sum |w x|,
+ * the others untouched (-12345). x rows are a->x_stride bytes apart. */
+static int kc_bf16_compare(const char *var, const char *what, const struct kern_mm *a,
+                           const float *y0, int r0, int r1, int round_x)
+{
+    int rows = (int)a->y_stride;
+    for (int t = 0; t < a->n; t++)
+        for (int r = 0; r < rows; r++) {
+            float want = y0[t * rows + r], got = a->y[t * rows + r];
+            const float *x =
+                (const float *)(const void *)((const uint8_t *)a->x + (size_t)t * a->x_stride);
+            double sa = kc_bf16_abs_dot(a->w + r * a->w_stride, x, a->k, round_x);
+            int inside = r >= r0 && r < r1;
+            if (!inside ? got != -12345.0f : fabs(want - got) > KC_TOL(a->k) * sa + 1e-30) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "%s mm %s rows %d k %d n %d (row %d token %d)", var, what,
+                         rows, a->k, a->n, r, t);
+                return kc_fail(msg, got, want);
+            }
+        }
+    return 0;
+}
+
 /* The optional bf16-activation product against kern_mm_ref_bf16_act: one
  * case of rows x k BF16 weights, n tokens, rows r0..r1 computed; rows
  * outside must stay untouched. */
@@ -379,19 +403,7 @@ static int kc_mm_bf16_act_case(const struct kern_table *v, int rows, int k, int 
     kern_mm_ref_bf16_act(&a, r0, r1);
     a.y = y1;
     v->mm_bf16_act(&a, r0, r1);
-    for (int t = 0; t < n && !f; t++)
-        for (int r = 0; r < rows; r++) {
-            float a0 = y0[t * rows + r], a1 = y1[t * rows + r];
-            double sa = kc_bf16_abs_dot(w0 + r * rb, x + (size_t)t * k, k, 1);
-            int inside = r >= r0 && r < r1;
-            if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa + 1e-30) {
-                char what[128];
-                snprintf(what, sizeof what, "%s mm bf16_act rows %d k %d n %d (row %d token %d)",
-                         v->name, rows, k, n, r, t);
-                f += kc_fail(what, a1, a0);
-                break;
-            }
-        }
+    f += kc_bf16_compare(v->name, "bf16_act", &a, y0, r0, r1, 1);
     ax_free(w);
     ax_free(x);
     ax_free(y0);
@@ -457,19 +469,8 @@ static int kc_mm_panel_case(const struct kern_table *v, int rows, int k, int n, 
     a.y = y1;
     a.xp = pa;
     v->mm_bf16_panel(&a, r0, r1);
-    for (int t = 0; t < n && !f; t++)
-        for (int r = 0; r < rows; r++) {
-            float a0 = y0[t * rows + r], a1 = y1[t * rows + r];
-            double sa = kc_bf16_abs_dot(w0 + r * rb, x + (size_t)t * xs, k, 0);
-            int inside = r >= r0 && r < r1;
-            if (!inside ? a1 != -12345.0f : fabs(a0 - a1) > KC_TOL(k) * sa + 1e-30) {
-                char what[128];
-                snprintf(what, sizeof what, "%s mm bf16 panel rows %d k %d n %d (row %d token %d)",
-                         v->name, rows, k, n, r, t);
-                f += kc_fail(what, a1, a0);
-                break;
-            }
-        }
+    if (!f)
+        f += kc_bf16_compare(v->name, "bf16 panel", &a, y0, r0, r1, 0);
     ax_free(w);
     ax_free(x);
     ax_free(p0);
