@@ -422,16 +422,6 @@ static enum ax_err parse_opts(const struct backend_opts *o, const struct qwen3_c
 
 /* ---- KV cache, RoPE tables, scratch ------------------------------------ */
 
-static void *alloc_n(struct cpu_ctx *c, size_t a, size_t b, size_t d, size_t *bytes)
-{
-    size_t n;
-    if (ax_mul_overflow(a, b, &n) || ax_mul_overflow(n, d, &n))
-        return NULL;
-    if (bytes)
-        *bytes = n;
-    return own_alloc(c, n);
-}
-
 /* First writes into fresh pages cost a page fault each, and on a VM one
  * fault costs ~20 us: a fresh 128-token prompt spent 40 ms (of 550) faulting
  * in its KV rows. So the leading positions of every slot are written at
@@ -473,17 +463,87 @@ static void scratch_touch(struct cpu_ctx *c, size_t H, size_t QD, size_t I, size
     memset(c->logits, 0, (size_t)c->c.vocab * f);
 }
 
+/* Pieces of one buffer, each 64-byte aligned (the panel kernel's loads
+ * want it). Laid out twice: with no base to learn the size, then over
+ * the buffer. */
+struct slicer {
+    uint8_t *base;
+    size_t used;
+    int overflow;
+};
+
+static void *slice(struct slicer *s, size_t a, size_t b, size_t d)
+{
+    size_t n;
+    if (ax_mul_overflow(a, b, &n) || ax_mul_overflow(n, d, &n) || n > SIZE_MAX - 64 - s->used) {
+        s->overflow = 1;
+        return NULL;
+    }
+    void *p = s->base ? s->base + s->used : NULL;
+    s->used += (n + 63) / 64 * 64;
+    return p;
+}
+
+/* The per-pass scratch (sized for cap tokens) as slices of s. */
+static void scratch_slices(struct cpu_ctx *c, struct slicer *s, size_t xw, int want_xp)
+{
+    const struct qwen3_config *k = &c->c;
+    size_t H = (size_t)k->hidden, D = (size_t)k->head_dim, QD = (size_t)k->n_heads * D;
+    size_t I = (size_t)k->intermediate, cap = (size_t)c->cap;
+    c->x = slice(s, cap, H, 4);
+    c->xb = slice(s, cap, H, 4);
+    c->xb2 = slice(s, cap, H, 4);
+    c->q = slice(s, cap, QD, 4);
+    c->att = slice(s, cap, QD, 4);
+    c->k = slice(s, cap, c->kv_dim, 4);
+    c->v = slice(s, cap, c->kv_dim, 4);
+    c->hb = slice(s, cap, I, 4);
+    c->hb2 = slice(s, cap, I, 4);
+    c->xq = slice(s, cap, c->xq_stride, 1);
+    /* activation panels, for BF16 weights kept as stored */
+    c->xp = want_xp ? slice(s, kp_floats((int)cap, (int)xw), 4, 1) : NULL;
+    /* attention scores: per thread, the query heads of one KV head for
+     * ATTN_TOKENS tokens (rows of at most n_ctx positions) */
+    c->scores = slice(s, (size_t)c->n_threads * (size_t)(k->n_heads / k->n_kv_heads),
+                      (size_t)ATTN_TOKENS * (size_t)c->n_ctx, 4);
+    c->rope_cos = slice(s, (size_t)c->n_ctx, D / 2, 4);
+    c->rope_sin = slice(s, (size_t)c->n_ctx, D / 2, 4);
+    c->t_tok = slice(s, cap, sizeof(int32_t), 1);
+    c->t_pos = slice(s, cap, sizeof(int), 1);
+    c->t_slot = slice(s, cap, sizeof(int), 1);
+    c->l_row = slice(s, cap, sizeof(int), 1);
+    c->l_out = slice(s, cap, sizeof(float *), 1);
+    /* last: the rows past the first are touched only by batches */
+    c->logits = slice(s, CPU_MAX_BATCH, (size_t)k->vocab, 4);
+}
+
+/* The KV cache on huge pages when kv_touch() writes all of it anyway.
+ * Measured on a 2-vCPU VM, 128-token prefill: writing the K/V rows took
+ * 2 ms in most runs but 33 ms in about one run of four on 4 KiB pages
+ * (apparently the host still settling pages zeroed at load), 2 ms in every run
+ * on huge pages. A longer cache stays on 4 KiB pages: a huge page would
+ * make the leading positions of every head's region cost 2 MiB each. */
+static uint8_t *alloc_kv(struct cpu_ctx *c, size_t cells, size_t *bytes)
+{
+    size_t n;
+    if (ax_mul_overflow(cells, c->kv_dim, &n) || ax_mul_overflow(n, c->kv_elem, &n))
+        return NULL;
+    if (bytes)
+        *bytes = n;
+    return 2 * n <= KV_TOUCH_BYTES ? own_alloc_big(c, n) : own_alloc(c, n);
+}
+
 static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
 {
     const struct qwen3_config *k = &c->c;
     size_t H = (size_t)k->hidden, D = (size_t)k->head_dim, QD = (size_t)k->n_heads * D;
-    size_t I = (size_t)k->intermediate, cap = CPU_MAX_TOKENS, kvb = 0;
+    size_t I = (size_t)k->intermediate, kvb = 0;
     c->kv_dim = (size_t)k->n_kv_heads * D;
     c->cap = CPU_MAX_TOKENS;
     size_t cells = (size_t)c->n_slots * (size_t)k->n_layers * (size_t)c->n_ctx;
     /* Pages past kv_touch()'s share are touched only as positions fill up. */
-    c->kcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, &kvb);
-    c->vcache = alloc_n(c, cells, c->kv_dim, c->kv_elem, NULL);
+    c->kcache = alloc_kv(c, cells, &kvb);
+    c->vcache = alloc_kv(c, cells, NULL);
     if (!c->kcache || !c->vcache)
         return ax_fail(err, AX_ENOMEM,
                        "out of memory for the KV cache (2 x %zu bytes for %d "
@@ -493,39 +553,15 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     xw = xw > I ? xw : I;
     /* room for either quantised activation layout (KA_Q8I is the wider) */
     c->xq_stride = ka_row_bytes(KQ_Q8I, (int)xw);
-    c->x = alloc_n(c, cap, H, 4, NULL);
-    c->xb = alloc_n(c, cap, H, 4, NULL);
-    c->xb2 = alloc_n(c, cap, H, 4, NULL);
-    c->q = alloc_n(c, cap, QD, 4, NULL);
-    c->att = alloc_n(c, cap, QD, 4, NULL);
-    c->k = alloc_n(c, cap, c->kv_dim, 4, NULL);
-    c->v = alloc_n(c, cap, c->kv_dim, 4, NULL);
-    c->hb = alloc_n(c, cap, I, 4, NULL);
-    c->hb2 = alloc_n(c, cap, I, 4, NULL);
-    c->xq = alloc_n(c, cap, c->xq_stride, 1, NULL);
-    /* activation panels, for BF16 weights kept as stored (64-byte aligned:
-     * the panel kernel's loads are) */
     int want_xp = c->kt.panel && c->layers[0].q.type == KQ_BF16 && !c->bf16_act;
-    if (want_xp) {
-        uint8_t *p = alloc_n(c, kp_floats((int)cap, (int)xw) + 16, 4, 1, NULL);
-        c->xp = p ? (float *)(void *)(p + (64 - (uintptr_t)p % 64) % 64) : NULL;
-    }
-    /* attention scores: per thread, the query heads of one KV head for
-     * ATTN_TOKENS tokens (rows of at most n_ctx positions) */
-    c->scores = alloc_n(c, (size_t)c->n_threads * (size_t)(k->n_heads / k->n_kv_heads),
-                        (size_t)ATTN_TOKENS * (size_t)c->n_ctx, 4, NULL);
-    c->logits = alloc_n(c, CPU_MAX_BATCH, (size_t)k->vocab, 4, NULL);
-    c->rope_cos = alloc_n(c, (size_t)c->n_ctx, D / 2, 4, NULL);
-    c->rope_sin = alloc_n(c, (size_t)c->n_ctx, D / 2, 4, NULL);
-    c->t_tok = alloc_n(c, cap, sizeof(int32_t), 1, NULL);
-    c->t_pos = alloc_n(c, cap, sizeof(int), 1, NULL);
-    c->t_slot = alloc_n(c, cap, sizeof(int), 1, NULL);
-    c->l_row = alloc_n(c, cap, sizeof(int), 1, NULL);
-    c->l_out = alloc_n(c, cap, sizeof(float *), 1, NULL);
-    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->att || !c->k || !c->v || !c->hb || !c->hb2 ||
-        !c->xq || (want_xp && !c->xp) || !c->scores || !c->logits || !c->rope_cos || !c->rope_sin ||
-        !c->t_tok || !c->t_pos || !c->t_slot || !c->l_row || !c->l_out)
+    /* one buffer, so that it gets huge pages as the KV cache does */
+    struct slicer s = {0};
+    scratch_slices(c, &s, xw, want_xp);
+    uint8_t *base = s.overflow ? NULL : own_alloc_big(c, s.used + 64);
+    if (!base)
         return ax_fail(err, AX_ENOMEM, "out of memory for the cpu backend's scratch buffers");
+    s = (struct slicer){base + (64 - (uintptr_t)base % 64) % 64, 0, 0};
+    scratch_slices(c, &s, xw, want_xp);
     kv_touch(c);
     scratch_touch(c, H, QD, I, xw);
     /* inv_freq[i] = theta^(-2i/D); angles in double, stored as f32 */
