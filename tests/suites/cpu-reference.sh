@@ -107,6 +107,10 @@ for m in gqa-bf16-tied gqa4-bf16-sharded; do
     $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --prefill-chunk 1 \
         >"$T/$m.long1.json" 2>/dev/null || { echo "FAIL generate $m one by one"; fail=1; }
     same "$m 150-token prefill at once == one token at a time" "$T/$m.long.json" "$T/$m.long1.json"
+    # three threads split each product into other (tapered) chunks
+    $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --threads 3 >"$T/$m.long3.json" \
+        2>/dev/null || { echo "FAIL generate $m 3 threads"; fail=1; }
+    same "$m 150-token prefill, 3 threads == 2 threads" "$T/$m.long.json" "$T/$m.long3.json"
 done
 
 # --bf16-act: the 22-token prompt is prefilled by the AVX512-BF16 kernel

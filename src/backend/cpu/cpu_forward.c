@@ -20,12 +20,16 @@
  * tokens: a 64-token group fills the panel kernel's tile. */
 #define PANEL_MIN KP_TOKENS
 
+#define MM_MAX_CUTS 96 /* tapered chunks of one product, at most */
+
 struct mm_part {
     kern_mm_fn fn;
     struct kern_mm a;
     int rows;
     int chunk; /* rows per claimed chunk */
     int chunks;
+    int cut[MM_MAX_CUTS + 1]; /* tapered chunks: chunk i is rows cut[i] .. cut[i+1]-1 */
+    int tapered;
 };
 
 struct mm_job {
@@ -46,6 +50,10 @@ static void mm_item(void *arg, int ci, int ith)
         ci -= j->p[pi++].chunks;
     const struct mm_part *p = &j->p[pi];
     int r0 = ci * p->chunk, r1 = r0 + p->chunk < p->rows ? r0 + p->chunk : p->rows;
+    if (p->tapered) {
+        r0 = p->cut[ci];
+        r1 = p->cut[ci + 1];
+    }
     if (p->a.xp) { /* the panel kernel walks its token groups itself */
         p->fn(&p->a, r0, r1);
         return;
@@ -85,6 +93,29 @@ static const float *panels(struct cpu_ctx *c, const float *xf, size_t xf_stride,
         c->xp_of = xf;
     }
     return c->xp;
+}
+
+/* Chunks that shrink as the rows run out (each a share of what is left,
+ * in multiples of mult): the big ones go first, and the threads end
+ * within a small chunk of each other. With even chunks the threads of a
+ * BF16 prefill idled ~4 % of the products' time waiting for the last
+ * chunk (0.6B shape, 128 tokens, 2 threads: 15 of 335 ms; tapered, 2-5).
+ * A share of 1/(2 x threads) leaves big chunks early for a thread whose
+ * core is taken away to be caught up by the others. Returns the count,
+ * or 0 if that would take more than MM_MAX_CUTS chunks. */
+static int taper(struct mm_part *p, int rows, int threads, int mult)
+{
+    int rem = rows, n = 0;
+    p->cut[0] = 0;
+    for (; rem > 0; n++) {
+        if (n == MM_MAX_CUTS)
+            return 0;
+        int sz = (rem / (2 * threads) + mult - 1) / mult * mult;
+        sz = sz < mult ? mult : sz > rem ? rem : sz;
+        p->cut[n + 1] = p->cut[n] + sz;
+        rem -= sz;
+    }
+    return n;
 }
 
 static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, const float *xf,
@@ -133,6 +164,9 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     ch = ch < mult ? mult : (ch + mult - 1) / mult * mult;
     p->chunk = ch;
     p->chunks = (w->rows + ch - 1) / ch;
+    int tc = p->a.xp && c->n_threads > 1 ? taper(p, w->rows, c->n_threads, mult) : 0;
+    p->tapered = tc > 0;
+    p->chunks = tc > 0 ? tc : p->chunks;
     j->total += p->chunks;
 }
 
