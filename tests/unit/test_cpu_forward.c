@@ -108,7 +108,10 @@ static void assert_close(const float *a, const float *b, int n, double tol)
 static int32_t tok(int i) { return (int32_t)((i * 37 + 11) % VOCAB); }
 
 /* Three sequences of different lengths prefilled in one call, then one
- * decode token each in one call, against each run alone in slot 0. */
+ * decode token each in one call, against each run alone in slot 0. The
+ * middle one asks for no logits in the prefill: the last layer then runs
+ * only the others' rows past K and V, and its decode step checks that
+ * its K/V rows were stored all the same. */
 static void batch_equals_separate(const char *quant)
 {
     struct backend *b = open_cpu(quant, 2);
@@ -125,14 +128,14 @@ static void batch_equals_separate(const char *quant)
     }
     struct backend_seq seqs[3];
     for (int s = 0; s < 3; s++)
-        seqs[s] = (struct backend_seq){s + 1, p[s], len[s], 0, batch[s][0]};
+        seqs[s] = (struct backend_seq){s + 1, p[s], len[s], 0, s == 1 ? NULL : batch[s][0]};
     char err[AX_ERRLEN];
     assert_int_equal(b->ops->forward(b->ctx, seqs, 3, err), AX_OK);
     for (int s = 0; s < 3; s++)
         seqs[s] = (struct backend_seq){s + 1, &next[s], 1, len[s], batch[s][1]};
     assert_int_equal(b->ops->forward(b->ctx, seqs, 3, err), AX_OK);
     for (int s = 0; s < 3; s++)
-        for (int k = 0; k < 2; k++)
+        for (int k = s == 1; k < 2; k++)
             assert_close(alone[s][k], batch[s][k], VOCAB, 1e-5);
     backend_free(b);
 }

@@ -277,30 +277,43 @@ static void store_kv(struct cpu_ctx *c, uint8_t *cache, int t, int layer, const 
     }
 }
 
-/* q_norm/k_norm per head, RoPE at the token's position, K and V into the
- * token's slot of the cache. */
-static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
+/* Per-head RMSNorm with w, then RoPE at position pos, of n heads at x. */
+static void norm_rope(struct cpu_ctx *c, float *x, int n, const float *w, int pos)
+{
+    int D = c->c.head_dim;
+    const float *cs = c->rope_cos + (size_t)pos * (D / 2),
+                *sn = c->rope_sin + (size_t)pos * (D / 2);
+    for (int h = 0; h < n; h++) {
+        float *xh = x + (size_t)h * D;
+        c->kt.rmsnorm(xh, w, D, (float)c->c.rms_eps, xh);
+        c->kt.rope(xh, cs, sn, D);
+    }
+}
+
+/* k_norm and RoPE of the token's K; K and V into its slot of the cache. */
+static void k_row(struct cpu_ctx *c, const void *va, int t, int ith)
 {
     (void)ith;
     const struct cpu_layer *L = va;
-    int D = c->c.head_dim, NH = c->c.n_heads, KV = c->c.n_kv_heads;
-    float eps = (float)c->c.rms_eps;
-    const float *cs = c->rope_cos + (size_t)c->t_pos[t] * (D / 2);
-    const float *sn = c->rope_sin + (size_t)c->t_pos[t] * (D / 2);
-    float *q = c->q + (size_t)t * NH * D, *k = c->k + (size_t)t * KV * D;
-    for (int h = 0; h < NH; h++) {
-        float *qh = q + (size_t)h * D;
-        c->kt.rmsnorm(qh, L->q_norm, D, eps, qh);
-        c->kt.rope(qh, cs, sn, D);
-    }
-    for (int h = 0; h < KV; h++) {
-        float *kh = k + (size_t)h * D;
-        c->kt.rmsnorm(kh, L->k_norm, D, eps, kh);
-        c->kt.rope(kh, cs, sn, D);
-    }
     int layer = (int)(L - c->layers);
+    float *k = c->k + (size_t)t * c->kv_dim;
+    norm_rope(c, k, c->c.n_kv_heads, L->k_norm, c->t_pos[t]);
     store_kv(c, c->kcache, t, layer, k);
-    store_kv(c, c->vcache, t, layer, c->v + (size_t)t * KV * D);
+    store_kv(c, c->vcache, t, layer, c->v + (size_t)t * c->kv_dim);
+}
+
+static void q_row(struct cpu_ctx *c, const void *va, int t, int ith)
+{
+    (void)ith;
+    const struct cpu_layer *L = va;
+    float *q = c->q + (size_t)t * c->c.n_heads * c->c.head_dim;
+    norm_rope(c, q, c->c.n_heads, L->q_norm, c->t_pos[t]);
+}
+
+static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
+{
+    q_row(c, va, t, ith);
+    k_row(c, va, t, ith);
 }
 
 /* Causal attention of tokens t .. t+nq-1 (one sequence, consecutive
@@ -396,21 +409,67 @@ static void embed_row(struct cpu_ctx *c, const void *va, int t, int ith)
 
 /* ---- one layer --------------------------------------------------------- */
 
-static void layer_forward(struct cpu_ctx *c, int l, int nt)
+/* Keeps only the n_out rows that want logits, as rows 0 .. n_out-1 of
+ * the residual and the normed input (and its quantised copy), with their
+ * positions and slots. l_row is ascending, so no row is overwritten
+ * before it is read. */
+static void keep_out_rows(struct cpu_ctx *c, int n_out)
+{
+    size_t H = (size_t)c->c.hidden;
+    for (int i = 0; i < n_out; i++) {
+        int t = c->l_row[i];
+        if (t == i)
+            continue;
+        memcpy(c->x + i * H, c->x + t * H, H * sizeof(float));
+        memcpy(c->xb + i * H, c->xb + t * H, H * sizeof(float));
+        memcpy(c->xq + i * c->xq_stride, c->xq + t * c->xq_stride, c->xq_stride);
+        c->t_pos[i] = c->t_pos[t];
+        c->t_slot[i] = c->t_slot[t];
+        c->l_row[i] = i;
+    }
+}
+
+/* The attention block's projections and the K/V store for nt tokens.
+ * With keep >= 0 (the last layer of a pass) only K and V are needed for
+ * every token: the rest of the layer runs for the keep rows that want
+ * logits, as llama.cpp also does. Returns the tokens that go on. */
+static int qkv(struct cpu_ctx *c, const struct cpu_layer *L, int nt, int keep)
+{
+    int H = c->c.hidden, QD = c->c.n_heads * c->c.head_dim, KD = (int)c->kv_dim;
+    struct mm_job j = {0};
+    if (keep < 0 || keep == nt)
+        mm_add(c, &j, &L->q, c->xb, H, c->q, QD, nt);
+    mm_add(c, &j, &L->k, c->xb, H, c->k, KD, nt);
+    mm_add(c, &j, &L->v, c->xb, H, c->v, KD, nt);
+    mm_run(c, &j);
+    if (keep < 0 || keep == nt) {
+        for_rows(c, nt, qk_row, L);
+        return nt;
+    }
+    for_rows(c, nt, k_row, L);
+    if (keep == 0)
+        return 0;
+    keep_out_rows(c, keep);
+    memset(&j, 0, sizeof j);
+    mm_add(c, &j, &L->q, c->xb, H, c->q, QD, keep);
+    mm_run(c, &j);
+    for_rows(c, keep, q_row, L);
+    return keep;
+}
+
+/* keep: -1, or the rows that want logits if this is the pass's last layer */
+static void layer_forward(struct cpu_ctx *c, int l, int nt, int keep)
 {
     const struct cpu_layer *L = &c->layers[l];
     int H = c->c.hidden, D = c->c.head_dim;
-    int QD = c->c.n_heads * D, KD = c->c.n_kv_heads * D, I = c->c.intermediate;
+    int QD = c->c.n_heads * D, I = c->c.intermediate;
 
     /* attention block: the previous layer's MLP output joins the residual here */
     struct norm_arg na = {l > 0 ? c->xb2 : NULL, L->attn_norm, kq_is_quant(L->q.type)};
     for_rows(c, nt, norm_row, &na);
-    struct mm_job j = {0};
-    mm_add(c, &j, &L->q, c->xb, H, c->q, QD, nt);
-    mm_add(c, &j, &L->k, c->xb, H, c->k, KD, nt);
-    mm_add(c, &j, &L->v, c->xb, H, c->v, KD, nt);
-    mm_run(c, &j);
-    for_rows(c, nt, qk_row, L);
+    nt = qkv(c, L, nt, keep);
+    if (nt == 0)
+        return;
     /* groups of ATTN_TOKENS when there are enough of them to keep every
      * thread busy (prefill), else one token an item (a batch of decodes) */
     int per = nt >= ATTN_TOKENS * c->n_threads ? ATTN_TOKENS : 1;
@@ -418,7 +477,7 @@ static void layer_forward(struct cpu_ctx *c, int l, int nt)
     run_rows(c, (nt + per - 1) / per * c->c.n_kv_heads, 1, attn_row, &aa); /* unequal items */
     if (kq_is_quant(L->o.type))
         quant_rows(c, c->att, QD, nt);
-    memset(&j, 0, sizeof j);
+    struct mm_job j = {0};
     mm_add(c, &j, &L->o, c->att, QD, c->xb2, H, nt);
     mm_run(c, &j);
 
@@ -442,7 +501,7 @@ static void pass(struct cpu_ctx *c, int nt, int n_out)
 {
     for_rows(c, nt, embed_row, NULL);
     for (int l = 0; l < c->c.n_layers; l++)
-        layer_forward(c, l, nt);
+        layer_forward(c, l, nt, l == c->c.n_layers - 1 ? n_out : -1);
     if (n_out == 0)
         return;
     for_rows(c, n_out, final_row, NULL);
