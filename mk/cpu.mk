@@ -9,13 +9,16 @@ CPU_MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
 
 ifneq ($(filter x86_64-% amd64-%,$(CPU_MACHINE)),)
 ARCH_SRC += $(CPU_ARCH_DIR)/x86/x86.c $(CPU_ARCH_DIR)/x86/avx2.c $(CPU_ARCH_DIR)/x86/avx512.c \
-    $(CPU_ARCH_DIR)/x86/avx512_attn.c $(CPU_ARCH_DIR)/x86/avx512_panel.c \
+    $(CPU_ARCH_DIR)/x86/avx512_attn.c $(CPU_ARCH_DIR)/x86/avx512_attn_block.c \
+    $(CPU_ARCH_DIR)/x86/avx512_panel.c \
     $(CPU_ARCH_DIR)/x86/avx512vnni.c \
     $(CPU_ARCH_DIR)/x86/avx512bf16.c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512_attn.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma \
     -mf16c
+$(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512_attn_block.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 \
+    -mfma -mf16c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512_panel.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512vnni.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma \
     -mf16c

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
@@ -644,7 +645,8 @@ static void kc_fill_kv(uint8_t *row, int kv_f16, int n, int take_abs)
 
 /* g heads x nq tokens; token b sees n + b positions. Query heads and
  * tokens are strided apart like the forward pass's rows, with gaps. */
-static int kc_attn_case(const struct kern_table *v, int kv_f16, int d, int g, int n, int nq)
+static int kc_attn_case(const struct kern_table *v, void (*fn)(const struct kern_attn *),
+                        int kv_f16, int d, int g, int n, int nq)
 {
     int nk = n + nq - 1;
     size_t es = kv_f16 ? 2 : 4, stride = (size_t)(d + 3) * es; /* rows not packed */
@@ -663,13 +665,19 @@ static int kc_attn_case(const struct kern_table *v, int kv_f16, int d, int g, in
     }
     for (size_t i = 0; i < (size_t)nq * ot; i++)
         o1[i] = -777.0f;
-    struct kern_attn a = {q, qs, o0, (size_t)d, k, vv, stride, kv_f16,
-                          n, d,  g,  0.125f,    s, nq, qt,     rt};
+    struct kern_attn a = {q, qs, o0,     (size_t)d, k,  vv, stride, kv_f16, n,
+                          d, g,  0.125f, s,         nq, qt, rt,     NULL};
     kern_attn_ref(&a);
     a.out = o1;
     a.out_stride = os;
     a.out_tstride = ot;
-    v->attn(&a);
+    float *work = aligned_alloc(64, (kern_attn_block_floats(d) * 4 + 63) / 64 * 64);
+    for (size_t i = 0; i < kern_attn_block_floats(d); i++)
+        work[i] = NAN; /* nothing may read what it did not write */
+    a.work = work;
+    fn(&a);
+    free(work);
+    a.work = NULL;
     /* sum_j p_j |V_j| per output: the reference on |V| */
     for (int j = 0; j < nk; j++)
         kc_fill_kv(vv + j * stride, kv_f16, d + 3, 1);
@@ -720,13 +728,37 @@ static int kc_attn(const struct kern_table *v)
             for (int gi = 0; gi < 6; gi++)
                 for (int ni = 0; ni < 5; ni++)
                     for (int qi = 0; qi < 5; qi++)
-                        f += kc_attn_case(v, kv_f16, ds[di], gs[gi], ns[ni], nqs[qi]);
+                        f += kc_attn_case(v, v->attn, kv_f16, ds[di], gs[gi], ns[ni], nqs[qi]);
+    return f;
+}
+
+/* attn_block: up to KAB_LANES / g tokens of g heads (g = 1, 2, 4), over
+ * one and several blocks of positions */
+static int kc_attn_block(const struct kern_table *v)
+{
+    static const int ds[] = {1, 7, 16, 64, 128, 130};
+    static const int gs[] = {1, 2, 4};
+    static const int ns[] = {1, 2, 63, 64, 65, 200};
+    int f = 0;
+    if (!v->attn_block)
+        return 0;
+    for (int kv_f16 = 0; kv_f16 < 2; kv_f16++)
+        for (int di = 0; di < 6; di++)
+            for (int gi = 0; gi < 3; gi++)
+                for (int ni = 0; ni < 6; ni++) {
+                    int T = KAB_LANES / gs[gi];
+                    int nqs[] = {1, 5, T - 1, T};
+                    for (int qi = 0; qi < 4; qi++)
+                        f +=
+                            kc_attn_case(v, v->attn_block, kv_f16, ds[di], gs[gi], ns[ni], nqs[qi]);
+                }
     return f;
 }
 
 static int kc_variant(const struct kern_table *v)
 {
-    return kc_small(v) + kc_mm(v) + kc_mm_bf16_act(v) + kc_mm_panel(v) + kc_attn(v);
+    return kc_small(v) + kc_mm(v) + kc_mm_bf16_act(v) + kc_mm_panel(v) + kc_attn(v) +
+           kc_attn_block(v);
 }
 
 #endif

@@ -527,6 +527,8 @@ static void scratch_slices(struct cpu_ctx *c, struct slicer *s, size_t xw, int w
      * ATTN_TOKENS tokens (rows of at most n_ctx positions) */
     c->scores = slice(s, (size_t)c->n_threads * (size_t)(k->n_heads / k->n_kv_heads),
                       (size_t)ATTN_TOKENS * (size_t)c->n_ctx, 4);
+    c->attn_work =
+        c->kt.attn_block ? slice(s, (size_t)c->n_threads, kern_attn_block_floats((int)D), 4) : NULL;
     c->rope_cos = slice(s, (size_t)c->n_ctx, D / 2, 4);
     c->rope_sin = slice(s, (size_t)c->n_ctx, D / 2, 4);
     c->t_tok = slice(s, cap, sizeof(int32_t), 1);

@@ -318,7 +318,7 @@ static void qk_row(struct cpu_ctx *c, const void *va, int t, int ith)
 
 /* Causal attention of tokens t .. t+nq-1 (one sequence, consecutive
  * positions) for the query heads that share KV head kvh. */
-static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, int ith)
+static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, int ith, int block)
 {
     int NH = c->c.n_heads, KV = c->c.n_kv_heads, D = c->c.head_dim, G = NH / KV;
     int slot = c->t_slot[t];
@@ -341,7 +341,10 @@ static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, in
         .q_tstride = (size_t)NH * D,
         .out_tstride = (size_t)NH * D,
     };
-    if (c->kt.attn)
+    if (block && nq >= ATTN_TOKENS) {
+        a.work = c->attn_work + (size_t)ith * kern_attn_block_floats(D);
+        c->kt.attn_block(&a);
+    } else if (c->kt.attn)
         c->kt.attn(&a);
     else
         kern_attn_composed(&c->kt, &a);
@@ -349,6 +352,7 @@ static void attn_tokens(struct cpu_ctx *c, int layer, int t, int nq, int kvh, in
 
 struct attn_arg {
     int layer, nt, per; /* per: tokens an item */
+    int block;          /* items of kt.attn_block's width */
 };
 
 /* One (group of per tokens, KV head): the group's tokens in runs of one
@@ -368,7 +372,7 @@ static void attn_row(struct cpu_ctx *c, const void *va, int i, int ith)
         while (t + nq < end && c->t_slot[t + nq] == c->t_slot[t] &&
                c->t_pos[t + nq] == c->t_pos[t] + nq)
             nq++;
-        attn_tokens(c, aa->layer, t, nq, kvh, ith);
+        attn_tokens(c, aa->layer, t, nq, kvh, ith, aa->block);
         t += nq;
     }
 }
@@ -470,10 +474,14 @@ static void layer_forward(struct cpu_ctx *c, int l, int nt, int keep)
     nt = qkv(c, L, nt, keep);
     if (nt == 0)
         return;
-    /* groups of ATTN_TOKENS when there are enough of them to keep every
-     * thread busy (prefill), else one token an item (a batch of decodes) */
-    int per = nt >= ATTN_TOKENS * c->n_threads ? ATTN_TOKENS : 1;
-    struct attn_arg aa = {l, nt, per};
+    /* prefill: the tokens of kt.attn_block's lanes, where it takes this
+     * many heads per KV head, or groups of ATTN_TOKENS when there are
+     * enough of them to keep every thread busy; else one token an item
+     * (a batch of decodes) */
+    int G = c->c.n_heads / c->c.n_kv_heads, bt = KAB_LANES / G;
+    int block = c->attn_work && (G == 1 || G == 2 || G == 4) && nt >= bt;
+    int per = block ? bt : nt >= ATTN_TOKENS * c->n_threads ? ATTN_TOKENS : 1;
+    struct attn_arg aa = {l, nt, per, block};
     run_rows(c, (nt + per - 1) / per * c->c.n_kv_heads, 1, attn_row, &aa); /* unequal items */
     if (kq_is_quant(L->o.type))
         quant_rows(c, c->att, QD, nt);

@@ -72,6 +72,7 @@ struct cpu_ctx {
     float *xp;          /* kp_floats(cap, widest input): panels, if kt.panel */
     const float *xp_of; /* the rows xp holds now (NULL: none) */
     float *scores;      /* [n_threads][G * ATTN_TOKENS][n_ctx] */
+    float *attn_work;   /* [n_threads][kern_attn_block_floats(head_dim)], if kt.attn_block */
     float *logits;      /* [CPU_MAX_BATCH][vocab] */
     int32_t *t_tok;     /* per token of a pass: id, position, slot */
     int *t_pos, *t_slot;

@@ -681,6 +681,13 @@ void kern_attn_ref(const struct kern_attn *a)
 
 /* ---- table ------------------------------------------------------------- */
 
+size_t kern_attn_block_floats(int d)
+{
+    /* queries and output sums (d x lanes), a block's scores (positions x
+     * lanes) */
+    return 2 * (size_t)d * KAB_LANES + (size_t)KAB_POS * KAB_LANES;
+}
+
 size_t kp_floats(int n, int k)
 {
     return (size_t)((n + KP_TOKENS - 1) / KP_TOKENS) * KP_TOKENS * (size_t)k;

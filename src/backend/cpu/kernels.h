@@ -127,7 +127,16 @@ struct kern_attn {
     float *s;
     int nq;
     size_t q_tstride, out_tstride;
+    float *work; /* attn_block only: kern_attn_block_floats(d) floats, 64-byte aligned */
 };
+
+/* kern_table.attn_block takes the g * nq query rows of a call as the lanes
+ * of KAB_LANES (g a power of two <= KAB_LANES / 16, nq <= KAB_LANES / g)
+ * and the cached positions in blocks of KAB_POS. */
+#define KAB_LANES 64
+#define KAB_POS 64
+/* Floats of attn_block's scratch for heads of d values. */
+size_t kern_attn_block_floats(int d);
 
 /* The dispatch table. Every entry is filled with the scalar reference by
  * kern_table_init_ref and may be replaced by an ISA variant. */
@@ -151,6 +160,9 @@ struct kern_table {
     /* fused attention (optional: NULL means the caller composes it from
      * dot_* and axpy_*: kern_attn_composed) */
     void (*attn)(const struct kern_attn *a);
+    /* optional: the same for a prefill call whose query rows fill vector
+     * lanes (see KAB_LANES; a->work set) */
+    void (*attn_block)(const struct kern_attn *a);
     /* optional (NULL unless the CPU has a fast bf16 dot product): BF16
      * weights with f32 activations rounded to bf16 (round to nearest
      * even), the exact products summed in f32, as kern_mm_ref_bf16_act.

@@ -355,5 +355,6 @@ void kern_x86_avx512_fill(struct kern_table *t)
     t->rmsnorm = rmsnorm;
     t->rope = rope;
     kern_x86_avx512_attn_fill(t);
+    kern_x86_avx512_attn_block_fill(t);
     kern_x86_avx512_panel_fill(t);
 }

@@ -10,6 +10,7 @@ void kern_x86_avx2_fill(struct kern_table *t);
 void kern_x86_avx512_fill(struct kern_table *t);
 /* The fused attention of the AVX-512 table (same requirements). */
 void kern_x86_avx512_attn_fill(struct kern_table *t);
+void kern_x86_avx512_attn_block_fill(struct kern_table *t);
 /* The panel pair (panel, mm_bf16_panel) of the AVX-512 table (same
  * requirements). */
 void kern_x86_avx512_panel_fill(struct kern_table *t);
