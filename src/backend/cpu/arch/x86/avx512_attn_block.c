@@ -139,7 +139,7 @@ static void block_weights(const struct kern_attn *a, const struct work *w, int j
     }
     __m512 sum[4], scale[4];
     for (int j = 0; j < 4; j++) {
-        scale[j] = exp512(_mm512_sub_ps(m[j], mx[j])); /* m = -inf at first: 0 * 0 */
+        scale[j] = exp512(_mm512_sub_ps(m[j], mx[j])); /* ~0 at first, on zero sums */
         sum[j] = _mm512_setzero_ps();
         m[j] = mx[j];
     }
@@ -178,9 +178,9 @@ static void attn_block(const struct kern_attn *a)
         m[j] = _mm512_set1_ps(-INFINITY);
         l[j] = _mm512_setzero_ps();
     }
+    size_t rs = a->stride / (a->kv_f16 ? 2 : 4); /* elements between positions */
     for (int j0 = 0; j0 < npos; j0 += KAB_POS) {
         int np = npos - j0 < KAB_POS ? npos - j0 : KAB_POS;
-        size_t rs = a->stride / (a->kv_f16 ? 2 : 4); /* elements between positions */
         const uint8_t *k = a->k + (size_t)j0 * a->stride, *v = a->v + (size_t)j0 * a->stride;
         /* s[p][lanes] = K_p . q_lane */
         btiles_over(a->kv_f16, k, rs, 1, w.qp, a->d, w.s, np, 0);
