@@ -464,26 +464,6 @@ static void kv_touch(struct cpu_ctx *c)
     }
 }
 
-/* The per-token scratch is written by every pass: fault it in now too
- * (about 15 MiB for a 0.6B model; logits only for one sequence). */
-static void scratch_touch(struct cpu_ctx *c, size_t H, size_t QD, size_t I, size_t xw)
-{
-    size_t cap = (size_t)c->cap, f = sizeof(float);
-    touch(c->x, cap * H * f);
-    touch(c->xb, cap * H * f);
-    touch(c->xb2, cap * H * f);
-    touch(c->q, cap * QD * f);
-    touch(c->att, cap * QD * f);
-    touch(c->k, cap * c->kv_dim * f);
-    touch(c->v, cap * c->kv_dim * f);
-    touch(c->hb, cap * I * f);
-    touch(c->hb2, cap * I * f);
-    touch(c->xq, cap * c->xq_stride);
-    if (c->xp)
-        touch(c->xp, kp_floats(c->cap, (int)xw) * f);
-    touch(c->logits, (size_t)c->c.vocab * f);
-}
-
 /* Pieces of one buffer, each 64-byte aligned (the panel kernel's loads
  * want it). Laid out twice: with no base to learn the size, then over
  * the buffer. */
@@ -586,7 +566,9 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     s = (struct slicer){base + (64 - (uintptr_t)base % 64) % 64, 0, 0};
     scratch_slices(c, &s, xw, want_xp);
     kv_touch(c);
-    scratch_touch(c, H, QD, I, xw);
+    /* The per-pass scratch is written by every pass: fault it in now too,
+     * up to the first sequence's logits (the others are for batches). */
+    touch(s.base, (size_t)((uint8_t *)(c->logits + k->vocab) - s.base));
     /* inv_freq[i] = theta^(-2i/D); angles in double, stored as f32 */
     for (int p = 0; p < c->n_ctx; p++)
         for (size_t i = 0; i < D / 2; i++) {
