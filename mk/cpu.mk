@@ -12,7 +12,7 @@ ARCH_SRC += $(CPU_ARCH_DIR)/x86/x86.c $(CPU_ARCH_DIR)/x86/avx2.c $(CPU_ARCH_DIR)
     $(CPU_ARCH_DIR)/x86/avx512_attn.c $(CPU_ARCH_DIR)/x86/avx512_attn_block.c \
     $(CPU_ARCH_DIR)/x86/avx512_panel.c \
     $(CPU_ARCH_DIR)/x86/avx512vnni.c \
-    $(CPU_ARCH_DIR)/x86/avx512bf16.c
+    $(CPU_ARCH_DIR)/x86/avx512bf16.c $(CPU_ARCH_DIR)/x86/avx512_split.c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512_attn.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma \
@@ -24,6 +24,8 @@ $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512vnni.o: CFLAGS += -mavx512f -mavx512bw -m
     -mf16c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512bf16.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512bf16 -mavx2 -mfma \
     -mf16c
+$(BUILD)/obj/$(CPU_ARCH_DIR)/x86/avx512_split.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512bf16 \
+    -mavx512vnni -mavx2 -mfma
 else ifneq ($(filter aarch64-%,$(CPU_MACHINE)),)
 ARCH_SRC += $(CPU_ARCH_DIR)/arm/arm.c $(CPU_ARCH_DIR)/arm/neon.c $(CPU_ARCH_DIR)/arm/dotprod.c
 $(BUILD)/obj/$(CPU_ARCH_DIR)/arm/dotprod.o: CFLAGS += -march=armv8.2-a+dotprod

@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         }
         for (int vi = 1; vi < nv; vi++)
             for (int ni = 0; ni < 3; ni++) {
-                struct kern_mm a = {w, rb, x, xs, y, rows, ns[ni], k, NULL};
+                struct kern_mm a = {w, rb, x, xs, y, rows, ns[ni], k, NULL, NULL, NULL};
                 double t0 = cpu_s(), macs = 0;
                 /* calls per clock read: reading the thread CPU clock is a
                  * system call, as long as a small product */

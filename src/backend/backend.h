@@ -49,6 +49,7 @@ struct backend_opts {
     const char *quant;    /* "none", "q8", "q4" (cpu); NULL = as stored */
     const char *kv_type;  /* "f16" or "f32" (cpu); NULL = f16 */
     int bf16_act;         /* BF16 weights: prefill with bf16-rounded activations (cpu) */
+    int exact_prefill;    /* BF16 weights: prefill with f32 FMAs, not split products (cpu) */
     const char *devices;  /* "1,2" device bus ids (axcl); NULL = all */
 };
 

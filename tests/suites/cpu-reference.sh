@@ -13,8 +13,11 @@
 #     CPU lacks avx512_bf16
 #   (measured: unquantised <= 3e-4, q8 <= 1e-2, q4 <= 0.14, bf16-act <= 1e-3)
 # Plus: prefilling n tokens at once equals feeding them one by one
-# (--prefill-chunk 1), one and two threads agree, and one case runs the
-# ASan+UBSan binary.
+# (--prefill-chunk 1), one and two threads agree, and two cases run the
+# ASan+UBSan binary. Prompts of 64 tokens and more prefill BF16 weights
+# with the split products where the CPU has avx512_bf16 and avx512_vnni
+# (kernels.h), else exactly from panels; the 150-token cases run both
+# (--exact-prefill) and want them within 1e-4 of each other.
 set -eu
 AX=build/axserve
 ASAN=build/asan/axserve
@@ -111,7 +114,18 @@ for m in gqa-bf16-tied gqa4-bf16-sharded; do
     $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --threads 3 >"$T/$m.long3.json" \
         2>/dev/null || { echo "FAIL generate $m 3 threads"; fail=1; }
     same "$m 150-token prefill, 3 threads == 2 threads" "$T/$m.long.json" "$T/$m.long3.json"
+    $AX generate -m "$D/$m" --ids $P150 -n 6 --top 5 --ignore-eos --threads 2 --exact-prefill \
+        >"$T/$m.longx.json" 2>/dev/null || { echo "FAIL generate $m --exact-prefill"; fail=1; }
+    refcheck "$m 150-token prompt, --exact-prefill" "$D/$m" "$T/$m.longx.json" $P150
+    same "$m 150-token prefill: split products == exact ones" "$T/$m.long.json" "$T/$m.longx.json"
 done
+# where the CPU has them, the split products are the default
+if grep -qw avx512_bf16 /proc/cpuinfo && grep -qw avx512_vnni /proc/cpuinfo; then
+    m=gqa-bf16-tied
+    $AX generate -m "$D/$m" --ids $P -n 1 2>&1 >/dev/null | grep -q "split prefill products" &&
+        echo "ok   split prefill products on by default" ||
+        { echo "FAIL split prefill products not on by default"; fail=1; }
+fi
 
 # --bf16-act: the 22-token prompt is prefilled by the AVX512-BF16 kernel
 # (decode stays exact); the log must say the mode is on
@@ -137,6 +151,10 @@ if [ -x $ASAN ]; then
     check "$m under ASan+UBSan" $m "$T/asan.json"
     $ASAN generate -m "$D/$m" --ids $P -n 4 --quant q4 --kv f32 >"$T/asan4.json" \
         2>"$T/asan4.log" || { echo "FAIL asan generate q4"; cat "$T/asan4.log"; fail=1; }
+    # 150 tokens: panels (split or exact, whichever this CPU runs), 3 threads
+    $ASAN generate -m "$D/$m" --ids $P150 -n 2 --top 5 --ignore-eos --threads 3 >"$T/asan150.json" \
+        2>"$T/asan150.log" || { echo "FAIL asan generate 150 tokens"; cat "$T/asan150.log"; fail=1; }
+    refcheck "$m 150-token prompt under ASan+UBSan" "$D/$m" "$T/asan150.json" $P150
 else
     echo "skip ASan case: $ASAN not built"
 fi

@@ -192,7 +192,7 @@ static int kc_ref_products(void)
             else
                 memcpy(xq + t * xs, x + t * k, 4 * k);
         }
-        struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k, NULL};
+        struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k, NULL, NULL, NULL};
         ref.mm[qt](&a, 0, rows);
         /* the interleaved layouts hold the same values and are summed in
          * the same order: identical results to the plain layouts */
@@ -274,7 +274,7 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
     }
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k, NULL};
+    struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k, NULL, NULL, NULL};
     ref.mm[qt](&a, r0, r1);
     a.y = y1;
     v->mm[qt](&a, r0, r1);
@@ -400,7 +400,7 @@ static int kc_mm_bf16_act_case(const struct kern_table *v, int rows, int k, int 
         x[i] = kc_rand();
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w0, rb, x, xs, y0, rows, n, k, NULL};
+    struct kern_mm a = {w0, rb, x, xs, y0, rows, n, k, NULL, NULL, NULL};
     kern_mm_ref_bf16_act(&a, r0, r1);
     a.y = y1;
     v->mm_bf16_act(&a, r0, r1);
@@ -465,7 +465,7 @@ static int kc_mm_panel_case(const struct kern_table *v, int rows, int k, int n, 
     }
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL};
+    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL, NULL, NULL};
     kern_mm_ref_bf16(&a, r0, r1);
     a.y = y1;
     a.xp = pa;
@@ -501,6 +501,145 @@ static int kc_mm_panel(const struct kern_table *v)
                 if (R > 2)
                     f += kc_mm_panel_case(v, R, ks[ki], ns[ni], 1, R - 1);
             }
+    return f;
+}
+
+/* The optional split pair: v->split must write exactly kern_split_ref's
+ * bytes (zeros past n included), and mm_bf16_split on them must match
+ * kern_mm_ref_bf16_split. Besides, the split numerics themselves against
+ * the exact product: within the bound their codes allow, and on the whole
+ * far closer than bf16 activations: their rms error below 1/10 of it
+ * (measured 1/19 on these rows, whose 1 % of 20x outliers coarsen the
+ * codes of their tokens; without the codes' term it would be 1). */
+struct kc_split_err {
+    double split, bf16; /* sums of squared errors against the exact product */
+};
+
+static int kc_split_exactness(const struct kern_mm *a, const float *ys, struct kc_split_err *e)
+{
+    int rows = (int)a->y_stride, k = a->k;
+    size_t ny = (size_t)a->n * rows;
+    float *ye = ax_malloc(4 * ny), *yb = ax_malloc(4 * ny);
+    struct kern_mm b = *a;
+    b.y = ye;
+    kern_mm_ref_bf16(&b, 0, rows);
+    b.y = yb;
+    kern_mm_ref_bf16_act(&b, 0, rows);
+    int f = 0;
+    for (int t = 0; t < a->n && !f; t++) {
+        const float *x =
+            (const float *)(const void *)((const uint8_t *)a->x + (size_t)t * a->x_stride);
+        float mx = 0;
+        for (int i = 0; i < k; i++) {
+            float l = x[i] - kern_bf16_to_f32(kern_f32_to_bf16(x[i]));
+            mx = fabsf(l) > mx ? fabsf(l) : mx;
+        }
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *w = a->w + r * a->w_stride;
+            double sw = 0, mw = 0;
+            for (int i = 0; i < k; i++) {
+                uint16_t h;
+                memcpy(&h, w + 2 * (size_t)i, 2);
+                sw += fabs(kern_bf16_to_f32(h));
+                mw = fmax(mw, fabs(kern_bf16_to_f32(h)));
+            }
+            /* codes of l: off by half a step each; weight codes likewise,
+             * times |l| <= mx; plus float summation */
+            double bound =
+                sw * mx / 254 + k * mx * mw / 254 + KC_TOL(k) * kc_bf16_abs_dot(w, x, k, 0) + 1e-30;
+            double d = (double)ys[t * rows + r] - ye[t * rows + r];
+            e->split += d * d;
+            e->bf16 += ((double)yb[t * rows + r] - ye[t * rows + r]) *
+                       ((double)yb[t * rows + r] - ye[t * rows + r]);
+            if (fabs(d) > bound) {
+                f += kc_fail("split product against the exact one: past its bound",
+                             ys[t * rows + r], ye[t * rows + r]);
+                break;
+            }
+        }
+    }
+    ax_free(ye);
+    ax_free(yb);
+    return f;
+}
+
+static int kc_mm_split_case(const struct kern_table *v, int rows, int k, int n, int r0, int r1,
+                            struct kc_split_err *e)
+{
+    size_t rb = 2 * (size_t)k + 2 * (size_t)(rows & 1), xs = (size_t)k + 3;
+    uint8_t *w = ax_malloc(rows * rb + 2);
+    uint8_t *w0 = w + 2; /* rows start at any even byte offset */
+    size_t np = ks_bytes(n, k);
+    float *x = ax_malloc(4 * xs * n), *y0 = ax_malloc(4 * (size_t)n * rows),
+          *y1 = ax_malloc(4 * (size_t)n * rows);
+    uint8_t *p0 = ax_malloc(np + 64), *p1 = ax_malloc(np + 64),
+            *wq = ax_malloc(ks_wq_bytes(k) + 64);
+    uint8_t *pa = p1 + (64 - (uintptr_t)p1 % 64) % 64, *wqa = wq + (64 - (uintptr_t)wq % 64) % 64;
+    int f = 0;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < k; i++) {
+            uint16_t h = kern_f32_to_bf16(kc_rand());
+            memcpy(w0 + r * rb + 2 * (size_t)i, &h, 2);
+        }
+    for (size_t i = 0; i < xs * n; i++)
+        x[i] = kc_rand();
+    memset(p0, 0xa5, np); /* slots nobody writes stay equal */
+    memset(pa, 0xa5, np);
+    for (int t0 = 0; t0 < n; t0 += 16) {
+        kern_split_ref(x, 4 * xs, n, k, t0, p0);
+        v->split(x, 4 * xs, n, k, t0, pa);
+    }
+    if (memcmp(p0, pa, np) != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "%s split panels k %d n %d", v->name, k, n);
+        f += kc_fail(what, 1, 0);
+    }
+    for (int i = 0; i < n * rows; i++)
+        y0[i] = y1[i] = -12345.0f;
+    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL, NULL, NULL};
+    kern_mm_ref_bf16_split(&a, r0, r1);
+    a.y = y1;
+    a.sp = pa;
+    a.wq = wqa;
+    v->mm_bf16_split(&a, r0, r1);
+    if (!f)
+        f += kc_bf16_compare(v->name, "bf16 split", &a, y0, r0, r1, 0);
+    if (!f && r0 == 0 && r1 == rows)
+        f += kc_split_exactness(&a, y0, e);
+    ax_free(w);
+    ax_free(x);
+    ax_free(p0);
+    ax_free(p1);
+    ax_free(wq);
+    ax_free(y0);
+    ax_free(y1);
+    return f;
+}
+
+static int kc_mm_split(const struct kern_table *v)
+{
+    /* every tile shape; k with a 4-, 8- and 12-input tail; more rows than
+     * one call codes at a time (KS_ROWS) */
+    static const int ks[] = {4, 12, 16, 36, 100, 1024, 3072};
+    static const int ns[] = {1, 15, 16, 17, 40, 64, 65, 128, 200};
+    static const int rows[] = {1, 5, 6, 7, 13, KS_ROWS + 7};
+    struct kc_split_err e = {0, 0};
+    int f = 0;
+    if (!v->split || !v->mm_bf16_split)
+        return 0;
+    for (int ki = 0; ki < 7; ki++)
+        for (int ni = 0; ni < 9; ni++)
+            for (int ri = 0; ri < 6; ri++) {
+                int R = rows[ri];
+                if ((ks[ki] > 1000 && ns[ni] > 65 && R > 6) || (R > KS_ROWS && ks[ki] > 100))
+                    continue; /* keep the run short */
+                f += kc_mm_split_case(v, R, ks[ki], ns[ni], 0, R, &e);
+                if (R > 2)
+                    f += kc_mm_split_case(v, R, ks[ki], ns[ni], 1, R - 1, &e);
+            }
+    if (!f && !(e.split * 100 < e.bf16))
+        f += kc_fail("split product: rms error against the exact one, over bf16 activations'",
+                     sqrt(e.split / e.bf16), 0.1);
     return f;
 }
 
@@ -757,8 +896,8 @@ static int kc_attn_block(const struct kern_table *v)
 
 static int kc_variant(const struct kern_table *v)
 {
-    return kc_small(v) + kc_mm(v) + kc_mm_bf16_act(v) + kc_mm_panel(v) + kc_attn(v) +
-           kc_attn_block(v);
+    return kc_small(v) + kc_mm(v) + kc_mm_bf16_act(v) + kc_mm_panel(v) + kc_mm_split(v) +
+           kc_attn(v) + kc_attn_block(v);
 }
 
 #endif

@@ -485,8 +485,14 @@ static void *slice(struct slicer *s, size_t a, size_t b, size_t d)
     return p;
 }
 
+/* An input width the split products take (kernels.h) */
+static int split_fits(size_t k)
+{
+    return k % 4 == 0 && k <= KS_MAX_K;
+}
+
 /* The per-pass scratch (sized for cap tokens) as slices of s. */
-static void scratch_slices(struct cpu_ctx *c, struct slicer *s, size_t xw, int want_xp)
+static void scratch_slices(struct cpu_ctx *c, struct slicer *s, size_t xw, int want_xp, int want_sp)
 {
     const struct qwen3_config *k = &c->c;
     size_t H = (size_t)k->hidden, D = (size_t)k->head_dim, QD = (size_t)k->n_heads * D;
@@ -503,6 +509,9 @@ static void scratch_slices(struct cpu_ctx *c, struct slicer *s, size_t xw, int w
     c->xq = slice(s, cap, c->xq_stride, 1);
     /* activation panels, for BF16 weights kept as stored */
     c->xp = want_xp ? slice(s, kp_floats((int)cap, (int)xw), 4, 1) : NULL;
+    c->sp = want_sp ? slice(s, ks_bytes((int)cap, (int)xw), 1, 1) : NULL;
+    c->wq_stride = ks_wq_bytes((int)xw);
+    c->wq = want_sp ? slice(s, (size_t)c->n_threads, c->wq_stride, 1) : NULL;
     /* attention scores: per thread, the query heads of one KV head for
      * ATTN_TOKENS tokens (rows of at most n_ctx positions) */
     c->scores = slice(s, (size_t)c->n_threads * (size_t)(k->n_heads / k->n_kv_heads),
@@ -556,15 +565,20 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     xw = xw > I ? xw : I;
     /* room for either quantised activation layout (KA_Q8I is the wider) */
     c->xq_stride = ka_row_bytes(KQ_Q8I, (int)xw);
-    int want_xp = c->kt.panel && c->layers[0].q.type == KQ_BF16 && !c->bf16_act;
+    /* BF16 prefill: split products where the CPU has them and every
+     * input width suits them, else exact ones from panels */
+    int bf16 = c->layers[0].q.type == KQ_BF16 && !c->bf16_act;
+    c->split = bf16 && c->kt.split && !c->exact_prefill && split_fits(H) && split_fits(QD) &&
+               split_fits(I);
+    int want_xp = bf16 && c->kt.panel && !c->split;
     /* one buffer, so that it gets huge pages as the KV cache does */
     struct slicer s = {0};
-    scratch_slices(c, &s, xw, want_xp);
+    scratch_slices(c, &s, xw, want_xp, c->split);
     uint8_t *base = s.overflow ? NULL : own_alloc_big(c, s.used + 64);
     if (!base)
         return ax_fail(err, AX_ENOMEM, "out of memory for the cpu backend's scratch buffers");
     s = (struct slicer){base + (64 - (uintptr_t)base % 64) % 64, 0, 0};
-    scratch_slices(c, &s, xw, want_xp);
+    scratch_slices(c, &s, xw, want_xp, c->split);
     kv_touch(c);
     /* The per-pass scratch is written by every pass: fault it in now too,
      * up to the first sequence's logits (the others are for batches). */
@@ -637,6 +651,7 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
         quant = quant == KQ_Q8 ? c->kt.q8_type : quant == KQ_Q4 ? c->kt.q4_type : quant;
         c->quant_act = kern_act_quantiser(&c->kt, quant);
         c->bf16_act = opts->bf16_act && c->kt.mm_bf16_act;
+        c->exact_prefill = opts->exact_prefill;
         if (opts->bf16_act && !c->kt.mm_bf16_act)
             ax_warn("cpu: --bf16-act needs AVX512-BF16, which this CPU lacks; "
                     "keeping exact f32 activations");
@@ -651,11 +666,12 @@ enum ax_err cpu_backend_open(const struct backend_opts *opts, const struct model
         return e;
     }
     double warm_ms = warm_up(c);
+    const char *act = c->bf16_act ? "on" : c->split ? "off (split prefill products)" : "off";
     ax_info("cpu: kernels %s, %d threads, weights %s (%.1f MiB read per token), KV %s, "
             "%d slots x %d tokens, bf16 activations %s, warm-up step %.0f ms",
             c->kt.name, c->n_threads, kq_is_quant(quant) ? kq_name(quant) : "as stored",
             (double)c->weight_bytes / 1048576.0, c->kv_f16 ? "f16" : "f32", c->n_slots, c->n_ctx,
-            c->bf16_act ? "on" : "off", warm_ms);
+            act, warm_ms);
     b->ops = &cpu_ops;
     b->ctx = c;
     b->lim.n_ctx = c->n_ctx;

@@ -30,6 +30,8 @@ struct mm_part {
     int chunks;
     int cut[MM_MAX_CUTS + 1]; /* tapered chunks: chunk i is rows cut[i] .. cut[i+1]-1 */
     int tapered;
+    uint8_t *wq; /* split products: thread i's scratch at wq + i * wq_stride */
+    size_t wq_stride;
 };
 
 struct mm_job {
@@ -43,7 +45,6 @@ struct mm_job {
  * others. */
 static void mm_item(void *arg, int ci, int ith)
 {
-    (void)ith;
     const struct mm_job *j = arg;
     int pi = 0;
     while (ci >= j->p[pi].chunks)
@@ -54,8 +55,14 @@ static void mm_item(void *arg, int ci, int ith)
         r0 = p->cut[ci];
         r1 = p->cut[ci + 1];
     }
-    if (p->a.xp) { /* the panel kernel walks its token groups itself */
+    if (p->a.xp) { /* the panel kernels walk their token groups themselves */
         p->fn(&p->a, r0, r1);
+        return;
+    }
+    if (p->a.sp) {
+        struct kern_mm s = p->a;
+        s.wq = p->wq + (size_t)ith * p->wq_stride;
+        p->fn(&s, r0, r1);
         return;
     }
     for (int t0 = 0; t0 < p->a.n; t0 += MM_TILE) {
@@ -95,6 +102,25 @@ static const float *panels(struct cpu_ctx *c, const float *xf, size_t xf_stride,
     return c->xp;
 }
 
+static void split_item(struct cpu_ctx *c, const void *va, int i, int ith)
+{
+    (void)ith;
+    const struct panel_arg *a = va;
+    c->kt.split(a->x, a->stride, a->n, a->k, 16 * i, c->sp);
+}
+
+/* The split panels of n rows of k floats at xf, as panels() */
+static const uint8_t *split_panels(struct cpu_ctx *c, const float *xf, size_t xf_stride, int k,
+                                   int n)
+{
+    if (c->xp_of != xf) {
+        struct panel_arg a = {xf, xf_stride * sizeof(float), n, k};
+        run_rows(c, (n + 15) / 16, 1, split_item, &a);
+        c->xp_of = xf;
+    }
+    return c->sp;
+}
+
 /* Chunks that shrink as the rows run out (each a share of what is left,
  * in multiples of mult): the big ones go first, and the threads end
  * within a small chunk of each other. With even chunks the threads of a
@@ -124,10 +150,16 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     struct mm_part *p = &j->p[j->np++];
     p->fn = c->kt.mm[w->type];
     p->a.xp = NULL;
+    p->a.sp = NULL;
+    int panel = w->type == KQ_BF16 && n >= PANEL_MIN && (!c->xp_of || c->xp_of == xf);
     if (w->type == KQ_BF16 && c->bf16_act && n >= 4) /* decode stays exact */
         p->fn = c->kt.mm_bf16_act;
-    else if (w->type == KQ_BF16 && c->xp && n >= PANEL_MIN &&
-             (!c->xp_of || c->xp_of == xf)) { /* one input's panels per job */
+    else if (panel && c->split) { /* one input's panels per job */
+        p->fn = c->kt.mm_bf16_split;
+        p->a.sp = split_panels(c, xf, xf_stride, w->k, n);
+        p->wq = c->wq;
+        p->wq_stride = c->wq_stride;
+    } else if (panel && c->xp) {
         p->fn = c->kt.mm_bf16_panel;
         p->a.xp = panels(c, xf, xf_stride, w->k, n);
     }
@@ -160,11 +192,12 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     /* the panel kernel's tiles are 6 rows: chunks in multiples of 24 leave
      * no short tile behind (kbench prefill: x1.00-1.01, chunks of 1 to 8
      * per thread within 1 %) */
-    int mult = p->a.xp ? 24 : 8, ch = w->rows / (c->n_threads * per);
+    int tiles6 = p->a.xp || p->a.sp;
+    int mult = tiles6 ? 24 : 8, ch = w->rows / (c->n_threads * per);
     ch = ch < mult ? mult : (ch + mult - 1) / mult * mult;
     p->chunk = ch;
     p->chunks = (w->rows + ch - 1) / ch;
-    int tc = p->a.xp && c->n_threads > 1 ? taper(p, w->rows, c->n_threads, mult) : 0;
+    int tc = tiles6 && c->n_threads > 1 ? taper(p, w->rows, c->n_threads, mult) : 0;
     p->tapered = tc > 0;
     p->chunks = tc > 0 ? tc : p->chunks;
     j->total += p->chunks;

@@ -39,6 +39,8 @@ struct cpu_ctx {
     struct kern_table kt;
     kern_quant_fn quant_act; /* activations for the quantised weights (NULL if none) */
     int bf16_act;            /* prefill BF16 weights with kt.mm_bf16_act (--bf16-act) */
+    int exact_prefill;       /* not the split products (--exact-prefill) */
+    int split;               /* prefill BF16 weights with kt.mm_bf16_split */
     struct pool *pool;
     int n_threads;
 
@@ -70,7 +72,10 @@ struct cpu_ctx {
     uint8_t *xq;         /* [cap] KA_Q8 rows of the widest input */
     size_t xq_stride;
     float *xp;          /* kp_floats(cap, widest input): panels, if kt.panel */
-    const float *xp_of; /* the rows xp holds now (NULL: none) */
+    uint8_t *sp;        /* ks_bytes(cap, widest input): split panels, if split */
+    const float *xp_of; /* the rows xp or sp hold now (NULL: none) */
+    uint8_t *wq;        /* [n_threads][wq_stride], if split */
+    size_t wq_stride;   /* ks_wq_bytes(widest input) */
     float *scores;      /* [n_threads][G * ATTN_TOKENS][n_ctx] */
     float *attn_work;   /* [n_threads][kern_attn_block_floats(head_dim)], if kt.attn_block */
     float *logits;      /* [CPU_MAX_BATCH][vocab] */

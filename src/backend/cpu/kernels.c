@@ -5,6 +5,7 @@
  *
  * Written for clarity, not speed: one accumulator, in order. */
 #include "backend/cpu/kernels.h"
+#include "util/mem.h"
 
 #include <math.h>
 #include <string.h>
@@ -703,6 +704,100 @@ void kern_panel_ref(const float *x, size_t x_stride, int n, int k, int t0, float
         for (int i = 0; i < k; i++)
             out[(size_t)i * KP_TOKENS] = row ? row[i] : 0.0f;
     }
+}
+
+/* ---- split panels (kernels.h) ----------------------------------------- */
+
+size_t ks_group_bytes(int k)
+{
+    return ((size_t)k / 2 + (size_t)k / 4 + 1) * KP_TOKENS * 4;
+}
+
+size_t ks_bytes(int n, int k)
+{
+    return (size_t)((n + KP_TOKENS - 1) / KP_TOKENS) * ks_group_bytes(k);
+}
+
+size_t ks_wq_bytes(int k)
+{
+    return (size_t)KS_ROWS * ((size_t)k + 8);
+}
+
+/* h = bf16(x) as a float, l = x - h; returns max |l| */
+static float split_row(const float *x, int k, float *l)
+{
+    float m = 0;
+    for (int i = 0; i < k; i++) {
+        l[i] = x[i] - kern_bf16_to_f32(kern_f32_to_bf16(x[i]));
+        m = fabsf(l[i]) > m ? fabsf(l[i]) : m;
+    }
+    return m;
+}
+
+static uint8_t split_code(float l, float inv)
+{
+    return (uint8_t)((int)rintf(l * inv) + 128);
+}
+
+void kern_split_ref(const float *x, size_t x_stride, int n, int k, int t0, uint8_t *sp)
+{
+    float *l = ax_mallocarray((size_t)k, sizeof *l);
+    if (!l)
+        return; /* callers size k from the model; tests check the output */
+    for (int t = t0; t < t0 + 16; t++) {
+        uint8_t *g = sp + (size_t)(t / KP_TOKENS) * ks_group_bytes(k);
+        uint32_t *hi = (uint32_t *)(void *)g + t % KP_TOKENS;
+        uint32_t *lo = hi + (size_t)k / 2 * KP_TOKENS;
+        float *scale = (float *)(void *)(g + ((size_t)k / 2 + (size_t)k / 4) * KP_TOKENS * 4);
+        const float *row =
+            t < n ? (const float *)(const void *)((const char *)x + (size_t)t * x_stride) : NULL;
+        float m = 0;
+        if (row)
+            m = split_row(row, k, l);
+        else
+            memset(l, 0, (size_t)k * sizeof *l);
+        float inv = m > 0 ? 127.0f / m : 0.0f;
+        for (int p = 0; p < k / 2; p++)
+            hi[(size_t)p * KP_TOKENS] = row ? (uint32_t)kern_f32_to_bf16(row[2 * p]) |
+                                                  (uint32_t)kern_f32_to_bf16(row[2 * p + 1]) << 16
+                                            : 0;
+        for (int p = 0; p < k / 4; p++) {
+            uint32_t v = 0;
+            for (int j = 0; j < 4; j++)
+                v |= (uint32_t)split_code(l[4 * p + j], inv) << (8 * j);
+            lo[(size_t)p * KP_TOKENS] = v;
+        }
+        scale[t % KP_TOKENS] = m / 127.0f;
+    }
+    ax_free(l);
+}
+
+void kern_mm_ref_bf16_split(const struct kern_mm *a, int r0, int r1)
+{
+    int k = a->k;
+    float *l = ax_mallocarray((size_t)k, sizeof *l);
+    if (!l)
+        return;
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = (const uint16_t *)w_row(a, r);
+        float mw = 0;
+        for (int i = 0; i < k; i++)
+            mw = fmaxf(mw, fabsf(kern_bf16_to_f32(w[i])));
+        float winv = mw > 0 ? 127.0f / mw : 0.0f, sw = mw / 127.0f;
+        for (int t = 0; t < a->n; t++) {
+            const float *x = (const float *)(const void *)x_row(a, t);
+            float m = split_row(x, k, l), inv = m > 0 ? 127.0f / m : 0.0f, s = m / 127.0f;
+            float hi = 0;
+            int64_t isum = 0;
+            for (int i = 0; i < k; i++) {
+                float wi = kern_bf16_to_f32(w[i]);
+                hi += wi * kern_bf16_to_f32(kern_f32_to_bf16(x[i]));
+                isum += (int64_t)rintf(wi * winv) * (split_code(l[i], inv) - 128);
+            }
+            a->y[(size_t)t * a->y_stride + r] = hi + (float)isum * (sw * s);
+        }
+    }
+    ax_free(l);
 }
 
 void kern_table_init_ref(struct kern_table *t)

@@ -86,6 +86,8 @@ struct kern_mm {
     int n;            /* activation rows (tokens) */
     int k;            /* inner dimension */
     const float *xp;  /* x as panels (below), for mm_bf16_panel; NULL elsewhere */
+    const uint8_t *sp; /* x as split panels (below), for mm_bf16_split; NULL elsewhere */
+    uint8_t *wq;       /* mm_bf16_split's scratch of ks_wq_bytes(k) bytes */
 };
 
 /* Activation panels: the f32 rows of x transposed so that a vector holds
@@ -101,6 +103,42 @@ size_t kp_floats(int n, int k);
  * n rows x[t] = (const float *)((const char *)x + t * x_stride). */
 typedef void (*kern_panel_fn)(const float *x, size_t x_stride, int n, int k, int t0, float *xp);
 void kern_panel_ref(const float *x, size_t x_stride, int n, int k, int t0, float *xp);
+
+/* Split panels (kern_table.split and mm_bf16_split): BF16 weights times
+ * f32 activations nearly as exactly as mm[KQ_BF16], with bf16 and int8
+ * dot products (32 and 64 products an instruction against an FMA's 16).
+ * Each activation x is split into h = bf16(x) (kern_f32_to_bf16) and the
+ * rest l = x - h (exact in f32, |l| <= 2^-9 |x|). The sum of w h comes
+ * from exact bf16 products summed in f32; the sum of w l, about 2^-9 of
+ * the result, from int8 codes of l and w, summed exactly in integers:
+ *   per token: m = max |l_i|, s = m / 127, code_i = rint(l_i * (127 / m))
+ *              + 128 (all 128 and s = 0 if m == 0)
+ *   per row:   mw = max |w_i|, sw = mw / 127, q_i = rint(w_i * (127 / mw))
+ *              (all 0 if mw == 0), corr = 128 * sum q_i
+ *   y = sum w_i h_i + (float)(sum q_i code_i - corr) * (sw * s)
+ * Per element the second term's error is at most |w_i l_i|, the error of
+ * bf16 activations alone (--bf16-act, llama.cpp), and in practice far
+ * less: the codes carry 7 bits of each l. Needs k % 4 == 0 and
+ * k <= KS_MAX_K (the integer sums then fit in 32 bits).
+ * Layout: groups of KP_TOKENS tokens; group g at sp + g * ks_group_bytes(k):
+ *   u32 hi[k / 2][KP_TOKENS]  inputs 2p (low half) and 2p + 1 of token t
+ *   u32 lo[k / 4][KP_TOKENS]  codes of inputs 4p + j (byte j) of token t
+ *   f32 scale[KP_TOKENS]      s of token t
+ * Slots of tokens past n, up to the next multiple of 16, hold zeros
+ * (codes 128, s = 0). */
+#define KS_MAX_K 65536
+/* Weight rows one mm_bf16_split call codes at a time into a->wq. */
+#define KS_ROWS 192
+size_t ks_group_bytes(int k);
+/* Bytes of the split panels of n rows of k inputs. */
+size_t ks_bytes(int n, int k);
+/* Bytes of mm_bf16_split's scratch (a->wq, 64-byte aligned): codes,
+ * sw and corr of KS_ROWS rows of k weights. */
+size_t ks_wq_bytes(int k);
+/* Writes tokens [t0, t0 + 16) (t0 % 16 == 0, t0 < n) of the split panels
+ * of the n rows x[t] = (const float *)((const char *)x + t * x_stride). */
+typedef void (*kern_split_fn)(const float *x, size_t x_stride, int n, int k, int t0, uint8_t *sp);
+void kern_split_ref(const float *x, size_t x_stride, int n, int k, int t0, uint8_t *sp);
 
 typedef void (*kern_mm_fn)(const struct kern_mm *a, int r0, int r1);
 /* x[k] -> one quantised activation row (k % 32 == 0) */
@@ -174,6 +212,11 @@ struct kern_table {
      * panel build is paid once per input and all of the weight matrix. */
     kern_panel_fn panel;
     kern_mm_fn mm_bf16_panel;
+    /* optional pair (NULL unless the CPU has bf16 and int8 dot products):
+     * split panels (above) and BF16 weights times them (a->sp, a->wq), as
+     * kern_mm_ref_bf16_split up to float summation order */
+    kern_split_fn split;
+    kern_mm_fn mm_bf16_split;
 };
 
 /* ---- scalar references (the spec and the test oracle) ---------------- */
@@ -184,6 +227,9 @@ void kern_mm_ref_bf16(const struct kern_mm *a, int r0, int r1);
 /* BF16 weights, each activation first rounded to bf16 (kern_f32_to_bf16);
  * the reference of kern_table.mm_bf16_act (not in the table by default). */
 void kern_mm_ref_bf16_act(const struct kern_mm *a, int r0, int r1);
+/* The split product's numerics (see split panels) from the f32 rows a->x;
+ * the reference of kern_table.mm_bf16_split (not in the table). */
+void kern_mm_ref_bf16_split(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_f16(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_q8(const struct kern_mm *a, int r0, int r1);
 void kern_mm_ref_q4(const struct kern_mm *a, int r0, int r1);

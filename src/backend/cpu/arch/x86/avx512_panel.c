@@ -13,49 +13,11 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "backend/cpu/arch/x86/avx512_common.h"
 #include "backend/cpu/arch/x86/x86.h"
 
 #define AI static inline __attribute__((always_inline))
 #define ROWS 6 /* weight rows per tile: 6 x 4 sums + 4 panel vectors + 1 */
-
-/* 16 x 16 floats: row i of src (ss floats apart) becomes column i of dst
- * (ds floats apart). Rows at or past nrow read as zero. */
-AI void transpose16(const float *src, size_t ss, int nrow, float *dst, size_t ds)
-{
-    __m512 r[16], t[16];
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; i++)
-        r[i] = i < nrow ? _mm512_loadu_ps(src + i * ss) : _mm512_setzero_ps();
-
-        /* pairs of rows interleaved, then pairs of pairs: each 128-bit quarter
-         * of r[4q + m] then holds a 4 x 4 block of rows 4q..4q+3 */
-#pragma GCC unroll 8
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < 16; i += 4) {
-        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* gather the quarters: output j takes quarter j / 4 of r[4q + j % 4] */
-#pragma GCC unroll 4
-    for (int m = 0; m < 4; m++) {
-        __m512 a0 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44);
-        __m512 a1 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xee);
-        __m512 b0 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44);
-        __m512 b1 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xee);
-        _mm512_storeu_ps(dst + (size_t)m * ds, _mm512_shuffle_f32x4(a0, b0, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(m + 4) * ds, _mm512_shuffle_f32x4(a0, b0, 0xdd));
-        _mm512_storeu_ps(dst + (size_t)(m + 8) * ds, _mm512_shuffle_f32x4(a1, b1, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(m + 12) * ds, _mm512_shuffle_f32x4(a1, b1, 0xdd));
-    }
-}
 
 /* kern_panel_ref */
 static void panel(const float *x, size_t x_stride, int n, int k, int t0, float *xp)

@@ -66,6 +66,8 @@ void kern_arch_init(struct kern_table *t)
         kern_x86_avx2_fill(t);
     if (have_avx512bf16())
         kern_x86_avx512bf16_fill(t);
+    if (have_avx512bf16() && have_avx512vnni())
+        kern_x86_avx512_split_fill(t);
     ax_debug("cpu: x86 kernels: %s", t->name);
 }
 
@@ -86,8 +88,10 @@ int kern_arch_variants(struct kern_table *out, int max)
     if (n < max && have_avx512vnni()) {
         kern_table_init_ref(&out[n]);
         kern_x86_avx512vnni_fill(&out[n]);
-        if (have_avx512bf16())
+        if (have_avx512bf16()) {
             kern_x86_avx512bf16_fill(&out[n]);
+            kern_x86_avx512_split_fill(&out[n]);
+        }
         n++;
     }
     return n;

@@ -18,5 +18,8 @@ void kern_x86_avx512_panel_fill(struct kern_table *t);
 void kern_x86_avx512vnni_fill(struct kern_table *t);
 /* Adds mm_bf16_act to an AVX-512 table; requires AVX-512 BF16 as well. */
 void kern_x86_avx512bf16_fill(struct kern_table *t);
+/* Adds the split pair (split, mm_bf16_split) to an AVX-512 table;
+ * requires AVX-512 BF16 and VNNI as well. */
+void kern_x86_avx512_split_fill(struct kern_table *t);
 
 #endif
