@@ -1,9 +1,11 @@
 #!/bin/sh
 # bench_cpu.sh - CPU backend throughput on a synthetic checkpoint with the
 # exact Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8 heads, head_dim 128,
-# intermediate 3072, vocab 151936, tied, bf16). For bf16 (as stored), bf16
-# with --bf16-act (the numerics llama.cpp uses for BF16 weights; where the
-# CPU has AVX512_BF16), q8 and q4, with 1 and 2 threads: prefill tok/s
+# intermediate 3072, vocab 151936, tied, bf16). For bf16 (as stored; prefill
+# by the split products where the CPU has AVX512_BF16 and VNNI), bf16 with
+# --exact-prefill (f32 FMAs) and with --bf16-act (the numerics llama.cpp
+# uses for BF16 weights; where the CPU has AVX512_BF16), q8 and q4, with
+# 1 and 2 threads: prefill tok/s
 # (128-token prompt), decode tok/s (64 tokens, --ignore-eos), peak RSS, and decode as a fraction of
 # the memory-bandwidth bound: read bandwidth (measured here, same thread
 # count) / bytes of weights read per token (logged by the backend; includes
@@ -32,8 +34,13 @@ echo "prefill and decode: medians of $RUNS runs (RUNS=n to change); read GB/s: b
 echo "over 1 GiB just before each row's runs; last column: the decode range"
 printf '%-5s %3s %11s %10s %9s %7s %10s %9s %8s   %s\n' quant thr "prefill t/s" "decode t/s" \
     "MiB/tok" "read GB/s" "bound t/s" "of bound" "RSS MiB" "decode min-max"
-for q in none bf16act q8 q4; do
+for q in none exact bf16act q8 q4; do
     qa="--quant $q"
+    if [ $q = exact ]; then
+        grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null || continue
+        grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null || continue
+        qa="--quant none --exact-prefill"
+    fi
     if [ $q = bf16act ]; then
         grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null || continue
         qa="--quant none --bf16-act"
@@ -62,11 +69,14 @@ bw = dict(l.split() for l in open(d + "/bw"))[str(t)]
 bound = float(bw) * 1e9 / (mib * 1048576)
 p, m = statistics.median(pre), statistics.median(dec)
 print("%-5s %3d %11.1f %10.2f %9.1f %9.1f %10.2f %8.0f%% %8.0f   %.1f-%.1f" % (
-    {"none": "bf16", "bf16act": "bf16a"}.get(q, q), t, p, m, mib, float(bw), bound, 100 * m / bound, max(rss),
+    {"none": "bf16", "exact": "bf16x", "bf16act": "bf16a"}.get(q, q), t, p, m, mib, float(bw), bound, 100 * m / bound, max(rss),
     min(dec), max(dec)))
 PYEOF
     done
 done
 echo "(KV cache for --ctx 256, 1 slot, f16: 28 MiB, written at load)"
+echo "bf16: prefill by split products where the CPU has AVX512_BF16 and VNNI (bf16 + int8"
+echo "dot products of each activation's bf16 part and rest); bf16x: the same weights with"
+echo "--exact-prefill (f32 FMAs), shown only where the two differ"
 echo "bf16a: BF16 weights with prefill activations rounded to bf16 (--bf16-act, llama.cpp's"
 echo "numerics for BF16; only on CPUs with AVX512_BF16); decode is bf16's"

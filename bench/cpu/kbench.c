@@ -6,7 +6,7 @@
  * `kbench prefill [threads] [tokens]` instead runs the bf16 products of
  * a Qwen3-0.6B-shaped layer the way the forward pass calls them (rows
  * in the pool's chunks; tokens in tiles of 16, or all at once from
- * activation panels where the variant has them), over several layers of
+ * activation panels or split panels where the variant has them), over several layers of
  * weights so they come from memory as in a real prefill. One thread
  * runs; threads only sets the chunk size. Only the variant the server
  * would pick is measured, in the pass's settings and some others. */
@@ -49,7 +49,7 @@ static void mm_chunked(kern_mm_fn fn, struct kern_mm a, int rows, int threads, i
 {
     int ch = rows / (threads * per);
     ch = ch < mult ? mult : (ch + mult - 1) / mult * mult;
-    int n = a.n, tile = a.xp ? n : TILE;
+    int n = a.n, tile = a.xp || a.sp ? n : TILE;
     for (int r0 = 0; r0 < rows; r0 += ch) {
         int r1 = r0 + ch < rows ? r0 + ch : rows;
         for (int t0 = 0; t0 < n; t0 += tile) {
@@ -62,16 +62,24 @@ static void mm_chunked(kern_mm_fn fn, struct kern_mm a, int rows, int threads, i
     }
 }
 
+enum { MM_ROWS, MM_PANELS, MM_SPLIT };
 struct prefill_mode {
     const char *name;
-    int panels, per, mult;
+    int kind, per, mult;
+};
+
+/* where the activations go for mode kind: nothing, panels or split panels */
+struct prefill_bufs {
+    float *xp;
+    uint8_t *sp, *wq;
 };
 
 /* One pass per shape over all layers' weights in mode md; the best of
  * REPS passes counts. Panels are built once per matrix, as the pass
  * builds them once per input. */
 static void prefill_mode(const struct kern_table *v, uint16_t *w[NLAYER][NSHAPE], const float *x,
-                         float *y, float *xp, int n, int threads, const struct prefill_mode *md)
+                         float *y, const struct prefill_bufs *b, int n, int threads,
+                         const struct prefill_mode *md)
 {
     double best[NSHAPE], t_all = 0, m_all = 0;
     for (int s = 0; s < NSHAPE; s++)
@@ -89,14 +97,23 @@ static void prefill_mode(const struct kern_table *v, uint16_t *w[NLAYER][NSHAPE]
                                     (size_t)sh->rows,
                                     n,
                                     sh->k,
+                                    NULL,
+                                    NULL,
                                     NULL};
-                if (md->panels) {
+                kern_mm_fn fn = v->mm[KQ_BF16];
+                if (md->kind == MM_PANELS) {
                     for (int t = 0; t < n; t += 16)
-                        v->panel(x, a.x_stride, n, sh->k, t, xp);
-                    a.xp = xp;
+                        v->panel(x, a.x_stride, n, sh->k, t, b->xp);
+                    a.xp = b->xp;
+                    fn = v->mm_bf16_panel;
+                } else if (md->kind == MM_SPLIT) {
+                    for (int t = 0; t < n; t += 16)
+                        v->split(x, a.x_stride, n, sh->k, t, b->sp);
+                    a.sp = b->sp;
+                    a.wq = b->wq;
+                    fn = v->mm_bf16_split;
                 }
-                mm_chunked(md->panels ? v->mm_bf16_panel : v->mm[KQ_BF16], a, sh->rows, threads,
-                           md->per, md->mult);
+                mm_chunked(fn, a, sh->rows, threads, md->per, md->mult);
             }
             double dt = cpu_s() - t0;
             best[s] = dt < best[s] ? dt : best[s];
@@ -116,14 +133,21 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
     /* the forward pass's settings first (cpu_forward.c mm_add), then
      * neighbours of them */
     static const struct prefill_mode modes[] = {
-        {"mm, 4 chunks/thread", 0, 4, 8},      {"panels, 2 chunks/thread", 1, 2, 24},
-        {"panels, 4 chunks/thread", 1, 4, 24}, {"panels, 4 chunks/thread x8", 1, 4, 8},
-        {"panels, 1 chunk/thread", 1, 1, 24},  {"panels, 8 chunks/thread", 1, 8, 24},
+        {"split, 4 chunks/thread", MM_SPLIT, 4, 24},
+        {"split, 2 chunks/thread", MM_SPLIT, 2, 24},
+        {"mm, 4 chunks/thread", MM_ROWS, 4, 8},
+        {"panels, 2 chunks/thread", MM_PANELS, 2, 24},
+        {"panels, 4 chunks/thread", MM_PANELS, 4, 24},
+        {"panels, 4 chunks/thread x8", MM_PANELS, 4, 8},
+        {"panels, 1 chunk/thread", MM_PANELS, 1, 24},
+        {"panels, 8 chunks/thread", MM_PANELS, 8, 24},
     };
     uint16_t *w[NLAYER][NSHAPE];
     float *x = ax_malloc(sizeof(float) * 3072 * (size_t)n),
-          *y = ax_malloc(sizeof(float) * 3072 * (size_t)n),
-          *xp = aligned_alloc(64, sizeof(float) * kp_floats(n, 3072));
+          *y = ax_malloc(sizeof(float) * 3072 * (size_t)n);
+    struct prefill_bufs b = {aligned_alloc(64, sizeof(float) * kp_floats(n, 3072)),
+                             aligned_alloc(64, (ks_bytes(n, 3072) + 63) / 64 * 64),
+                             aligned_alloc(64, ks_wq_bytes(3072))};
     for (size_t i = 0; i < 3072 * (size_t)n; i++)
         x[i] = (float)rand() / RAND_MAX - 0.5f;
     for (int l = 0; l < NLAYER; l++)
@@ -135,14 +159,17 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
         }
     for (int vi = 0; vi < nv; vi++)
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++)
-            if (!modes[mi].panels || v[vi].panel)
-                prefill_mode(&v[vi], w, x, y, xp, n, threads, &modes[mi]);
+            if ((modes[mi].kind != MM_PANELS || v[vi].panel) &&
+                (modes[mi].kind != MM_SPLIT || v[vi].split))
+                prefill_mode(&v[vi], w, x, y, &b, n, threads, &modes[mi]);
     for (int l = 0; l < NLAYER; l++)
         for (int s = 0; s < NSHAPE; s++)
             ax_free(w[l][s]);
     ax_free(x);
     ax_free(y);
-    free(xp);
+    free(b.xp);
+    free(b.sp);
+    free(b.wq);
     return 0;
 }
 
