@@ -757,10 +757,10 @@ void kern_split_ref(const float *x, size_t x_stride, int n, int k, int t0, uint8
         else
             memset(l, 0, (size_t)k * sizeof *l);
         float inv = m > 0 ? 127.0f / m : 0.0f;
-        for (int p = 0; p < k / 2; p++)
-            hi[(size_t)p * KP_TOKENS] = row ? (uint32_t)kern_f32_to_bf16(row[2 * p]) |
-                                                  (uint32_t)kern_f32_to_bf16(row[2 * p + 1]) << 16
-                                            : 0;
+        for (size_t p = 0; p < (size_t)k / 2; p++)
+            hi[p * KP_TOKENS] = row ? (uint32_t)kern_f32_to_bf16(row[2 * p]) |
+                                          (uint32_t)kern_f32_to_bf16(row[2 * p + 1]) << 16
+                                    : 0;
         for (int p = 0; p < k / 4; p++) {
             uint32_t v = 0;
             for (int j = 0; j < 4; j++)
