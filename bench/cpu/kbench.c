@@ -72,6 +72,7 @@ struct prefill_mode {
 struct prefill_bufs {
     float *xp;
     uint8_t *sp, *wq;
+    struct ks_row *rs[NLAYER][NSHAPE]; /* made once, as the pass makes them at load */
 };
 
 /* One pass per shape over all layers' weights in mode md; the best of
@@ -99,6 +100,7 @@ static void prefill_mode(const struct kern_table *v, uint16_t *w[NLAYER][NSHAPE]
                                     sh->k,
                                     NULL,
                                     NULL,
+                                    NULL,
                                     NULL};
                 kern_mm_fn fn = v->mm[KQ_BF16];
                 if (md->kind == MM_PANELS) {
@@ -110,6 +112,7 @@ static void prefill_mode(const struct kern_table *v, uint16_t *w[NLAYER][NSHAPE]
                     for (int t = 0; t < n; t += 16)
                         v->split(x, a.x_stride, n, sh->k, t, b->sp);
                     a.sp = b->sp;
+                    a.rs = b->rs[l][s];
                     a.wq = b->wq;
                     fn = v->mm_bf16_split;
                 }
@@ -147,7 +150,8 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
           *y = ax_malloc(sizeof(float) * 3072 * (size_t)n);
     struct prefill_bufs b = {aligned_alloc(64, sizeof(float) * kp_floats(n, 3072)),
                              aligned_alloc(64, (ks_bytes(n, 3072) + 63) / 64 * 64),
-                             aligned_alloc(64, ks_wq_bytes(3072))};
+                             aligned_alloc(64, ks_wq_bytes(3072)),
+                             {{NULL}}};
     for (size_t i = 0; i < 3072 * (size_t)n; i++)
         x[i] = (float)rand() / RAND_MAX - 0.5f;
     for (int l = 0; l < NLAYER; l++)
@@ -156,6 +160,10 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
             w[l][s] = ax_malloc(2 * cnt + WSKEW);
             for (size_t i = 0; i < cnt; i++)
                 w[l][s][i] = kern_f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
+            b.rs[l][s] = ax_malloc(sizeof(struct ks_row) * (size_t)layer[s].rows);
+            if (v->split_rows)
+                v->split_rows((const uint8_t *)w[l][s] + WSKEW, 2 * (size_t)layer[s].k, layer[s].k,
+                              0, layer[s].rows, b.rs[l][s]);
         }
     for (int vi = 0; vi < nv; vi++)
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++)
@@ -170,6 +178,9 @@ static int prefill(const struct kern_table *v, int nv, int threads, int n)
     free(b.xp);
     free(b.sp);
     free(b.wq);
+    for (int l = 0; l < NLAYER; l++)
+        for (int s = 0; s < NSHAPE; s++)
+            ax_free(b.rs[l][s]);
     return 0;
 }
 
@@ -214,7 +225,7 @@ int main(int argc, char **argv)
         }
         for (int vi = 1; vi < nv; vi++)
             for (int ni = 0; ni < 3; ni++) {
-                struct kern_mm a = {w, rb, x, xs, y, rows, ns[ni], k, NULL, NULL, NULL};
+                struct kern_mm a = {w, rb, x, xs, y, rows, ns[ni], k, NULL, NULL, NULL, NULL};
                 double t0 = cpu_s(), macs = 0;
                 /* calls per clock read: reading the thread CPU clock is a
                  * system call, as long as a small product */

@@ -192,7 +192,7 @@ static int kc_ref_products(void)
             else
                 memcpy(xq + t * xs, x + t * k, 4 * k);
         }
-        struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k, NULL, NULL, NULL};
+        struct kern_mm a = {wq, rb, xq, xs, y, rows, n, k, NULL, NULL, NULL, NULL};
         ref.mm[qt](&a, 0, rows);
         /* the interleaved layouts hold the same values and are summed in
          * the same order: identical results to the plain layouts */
@@ -274,7 +274,7 @@ static int kc_mm_case(const struct kern_table *v, int qt, int rows, int k, int n
     }
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k, NULL, NULL, NULL};
+    struct kern_mm a = {w, rb, xb, xs, y0, rows, n, k, NULL, NULL, NULL, NULL};
     ref.mm[qt](&a, r0, r1);
     a.y = y1;
     v->mm[qt](&a, r0, r1);
@@ -400,7 +400,7 @@ static int kc_mm_bf16_act_case(const struct kern_table *v, int rows, int k, int 
         x[i] = kc_rand();
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w0, rb, x, xs, y0, rows, n, k, NULL, NULL, NULL};
+    struct kern_mm a = {w0, rb, x, xs, y0, rows, n, k, NULL, NULL, NULL, NULL};
     kern_mm_ref_bf16_act(&a, r0, r1);
     a.y = y1;
     v->mm_bf16_act(&a, r0, r1);
@@ -465,7 +465,7 @@ static int kc_mm_panel_case(const struct kern_table *v, int rows, int k, int n, 
     }
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL, NULL, NULL};
+    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL, NULL, NULL, NULL};
     kern_mm_ref_bf16(&a, r0, r1);
     a.y = y1;
     a.xp = pa;
@@ -504,8 +504,9 @@ static int kc_mm_panel(const struct kern_table *v)
     return f;
 }
 
-/* The optional split pair: v->split must write exactly kern_split_ref's
- * bytes (zeros past n included), and mm_bf16_split on them must match
+/* The optional split trio: v->split must write exactly kern_split_ref's
+ * bytes (zeros past n included), v->split_rows exactly
+ * kern_split_rows_ref's numbers, and mm_bf16_split on them must match
  * kern_mm_ref_bf16_split. Besides, the split numerics themselves against
  * the exact product: within the bound their codes allow, and on the whole
  * far closer than bf16 activations: their rms error below 1/10 of it
@@ -596,10 +597,21 @@ static int kc_mm_split_case(const struct kern_table *v, int rows, int k, int n, 
     }
     for (int i = 0; i < n * rows; i++)
         y0[i] = y1[i] = -12345.0f;
-    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL, NULL, NULL};
+    struct ks_row *rs0 = ax_malloc(sizeof *rs0 * rows), *rs1 = ax_malloc(sizeof *rs1 * rows);
+    memset(rs0, 0, sizeof *rs0 * rows);
+    memset(rs1, 0, sizeof *rs1 * rows);
+    kern_split_rows_ref(w0, rb, k, r0, r1, rs0);
+    v->split_rows(w0, rb, k, r0, r1, rs1);
+    if (memcmp(rs0, rs1, sizeof *rs0 * rows) != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "%s split rows k %d rows %d", v->name, k, rows);
+        f += kc_fail(what, 1, 0);
+    }
+    struct kern_mm a = {w0, rb, x, 4 * xs, y0, rows, n, k, NULL, NULL, NULL, NULL};
     kern_mm_ref_bf16_split(&a, r0, r1);
     a.y = y1;
     a.sp = pa;
+    a.rs = rs1;
     a.wq = wqa;
     v->mm_bf16_split(&a, r0, r1);
     if (!f)
@@ -611,6 +623,8 @@ static int kc_mm_split_case(const struct kern_table *v, int rows, int k, int n, 
     ax_free(p0);
     ax_free(p1);
     ax_free(wq);
+    ax_free(rs0);
+    ax_free(rs1);
     ax_free(y0);
     ax_free(y1);
     return f;
@@ -625,7 +639,7 @@ static int kc_mm_split(const struct kern_table *v)
     static const int rows[] = {1, 5, 6, 7, 13, KS_ROWS + 7};
     struct kc_split_err e = {0, 0};
     int f = 0;
-    if (!v->split || !v->mm_bf16_split)
+    if (!v->split || !v->split_rows || !v->mm_bf16_split)
         return 0;
     for (int ki = 0; ki < 7; ki++)
         for (int ni = 0; ni < 9; ni++)

@@ -485,6 +485,37 @@ static void *slice(struct slicer *s, size_t a, size_t b, size_t d)
     return p;
 }
 
+/* The split products' numbers of each row of w, made in items of 64 rows
+ * on the pool. At load: each is a pass over the row. */
+struct rows_job {
+    const struct cpu_ctx *c;
+    const struct cpu_w *w;
+};
+
+static void split_rows_item(void *arg, int i, int ith)
+{
+    (void)ith;
+    const struct rows_job *j = arg;
+    int r1 = (i + 1) * 64 < j->w->rows ? (i + 1) * 64 : j->w->rows;
+    j->c->kt.split_rows(j->w->data, j->w->stride, j->w->k, i * 64, r1, j->w->rs);
+}
+
+static enum ax_err split_rows_all(struct cpu_ctx *c, char *err)
+{
+    for (int l = 0; l < c->c.n_layers; l++) {
+        struct cpu_layer *L = &c->layers[l];
+        struct cpu_w *ws[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            ws[i]->rs = own_alloc(c, sizeof(struct ks_row) * (size_t)ws[i]->rows);
+            if (!ws[i]->rs)
+                return ax_fail(err, AX_ENOMEM, "out of memory for the split products' row data");
+            struct rows_job j = {c, ws[i]};
+            pool_for(c->pool, (ws[i]->rows + 63) / 64, split_rows_item, &j);
+        }
+    }
+    return AX_OK;
+}
+
 /* An input width the split products take (kernels.h) */
 static int split_fits(size_t k)
 {
@@ -571,6 +602,11 @@ static enum ax_err alloc_state(struct cpu_ctx *c, char *err)
     c->split = bf16 && c->kt.split && !c->exact_prefill && split_fits(H) && split_fits(QD) &&
                split_fits(I);
     int want_xp = bf16 && c->kt.panel && !c->split;
+    if (c->split) {
+        enum ax_err e = split_rows_all(c, err);
+        if (e)
+            return e;
+    }
     /* one buffer, so that it gets huge pages as the KV cache does */
     struct slicer s = {0};
     scratch_slices(c, &s, xw, want_xp, c->split);

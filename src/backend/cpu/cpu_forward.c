@@ -157,6 +157,7 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     else if (panel && c->split) { /* one input's panels per job */
         p->fn = c->kt.mm_bf16_split;
         p->a.sp = split_panels(c, xf, xf_stride, w->k, n);
+        p->a.rs = w->rs;
         p->wq = c->wq;
         p->wq_stride = c->wq_stride;
     } else if (panel && c->xp) {

@@ -24,6 +24,7 @@ struct cpu_w {
     size_t stride;       /* bytes per row */
     int rows, k;
     int mapped; /* data is the model file's mapping */
+    struct ks_row *rs; /* per row, for the split products (if split) */
 };
 
 struct cpu_layer {

@@ -720,7 +720,23 @@ size_t ks_bytes(int n, int k)
 
 size_t ks_wq_bytes(int k)
 {
-    return (size_t)KS_ROWS * ((size_t)k + 8);
+    return (size_t)KS_ROWS * (size_t)k;
+}
+
+void kern_split_rows_ref(const uint8_t *w, size_t w_stride, int k, int r0, int r1,
+                         struct ks_row *out)
+{
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *row = (const uint16_t *)(const void *)(w + (size_t)r * w_stride);
+        float mw = 0;
+        for (int i = 0; i < k; i++)
+            mw = fmaxf(mw, fabsf(kern_bf16_to_f32(row[i])));
+        float inv = mw > 0 ? 127.0f / mw : 0.0f;
+        int32_t sum = 0;
+        for (int i = 0; i < k; i++)
+            sum += (int32_t)rintf(kern_bf16_to_f32(row[i]) * inv);
+        out[r] = (struct ks_row){inv, mw / 127.0f, 128 * sum};
+    }
 }
 
 /* h = bf16(x) as a float, l = x - h; returns max |l| */
@@ -780,10 +796,9 @@ void kern_mm_ref_bf16_split(const struct kern_mm *a, int r0, int r1)
         return;
     for (int r = r0; r < r1; r++) {
         const uint16_t *w = (const uint16_t *)w_row(a, r);
-        float mw = 0;
-        for (int i = 0; i < k; i++)
-            mw = fmaxf(mw, fabsf(kern_bf16_to_f32(w[i])));
-        float winv = mw > 0 ? 127.0f / mw : 0.0f, sw = mw / 127.0f;
+        struct ks_row rs;
+        kern_split_rows_ref(a->w + (size_t)r * a->w_stride, 0, k, 0, 1, &rs);
+        float winv = rs.inv, sw = rs.sw;
         for (int t = 0; t < a->n; t++) {
             const float *x = (const float *)(const void *)x_row(a, t);
             float m = split_row(x, k, l), inv = m > 0 ? 127.0f / m : 0.0f, s = m / 127.0f;

@@ -73,6 +73,13 @@ size_t ka_q8_row_bytes(int k);
  * for float weights, else KA_Q8 or KA_Q8I). */
 size_t ka_row_bytes(enum kq_type t, int k);
 
+/* What the split products (below) need of a BF16 weight row, made once
+ * at load: inv = 127 / mw (0 if mw == 0), sw = mw / 127, corr. */
+struct ks_row {
+    float inv, sw;
+    int32_t corr;
+};
+
 /* One matrix product: y[t * y_stride + r] = dot(row r of w, activation t)
  * for t in [0, n) and the rows r in [r0, r1) given to the kernel. x points
  * at f32 rows (float weights) or KA_Q8 rows (quantised weights). */
@@ -86,8 +93,9 @@ struct kern_mm {
     int n;            /* activation rows (tokens) */
     int k;            /* inner dimension */
     const float *xp;  /* x as panels (below), for mm_bf16_panel; NULL elsewhere */
-    const uint8_t *sp; /* x as split panels (below), for mm_bf16_split; NULL elsewhere */
-    uint8_t *wq;       /* mm_bf16_split's scratch of ks_wq_bytes(k) bytes */
+    const uint8_t *sp;       /* x as split panels (below), for mm_bf16_split; NULL elsewhere */
+    const struct ks_row *rs; /* mm_bf16_split: its numbers of each weight row (rs[r]) */
+    uint8_t *wq;             /* mm_bf16_split's scratch of ks_wq_bytes(k) bytes */
 };
 
 /* Activation panels: the f32 rows of x transposed so that a vector holds
@@ -114,7 +122,7 @@ void kern_panel_ref(const float *x, size_t x_stride, int n, int k, int t0, float
  *   per token: m = max |l_i|, s = m / 127, code_i = rint(l_i * (127 / m))
  *              + 128 (all 128 and s = 0 if m == 0)
  *   per row:   mw = max |w_i|, sw = mw / 127, q_i = rint(w_i * (127 / mw))
- *              (all 0 if mw == 0), corr = 128 * sum q_i
+ *              (all 0 if mw == 0), corr = 128 * sum q_i (struct ks_row)
  *   y = sum w_i h_i + (float)(sum q_i code_i - corr) * (sw * s)
  * Per element the second term's error is at most |w_i l_i|, the error of
  * bf16 activations alone (--bf16-act, llama.cpp), and in practice far
@@ -132,9 +140,15 @@ void kern_panel_ref(const float *x, size_t x_stride, int n, int k, int t0, float
 size_t ks_group_bytes(int k);
 /* Bytes of the split panels of n rows of k inputs. */
 size_t ks_bytes(int n, int k);
-/* Bytes of mm_bf16_split's scratch (a->wq, 64-byte aligned): codes,
- * sw and corr of KS_ROWS rows of k weights. */
+/* Bytes of mm_bf16_split's scratch (a->wq, 64-byte aligned): the codes
+ * of KS_ROWS rows of k weights. */
 size_t ks_wq_bytes(int k);
+/* out[r] for the weight rows r0 .. r1-1 of k (k % 4 == 0) BF16 weights
+ * w_stride bytes apart */
+typedef void (*kern_split_rows_fn)(const uint8_t *w, size_t w_stride, int k, int r0, int r1,
+                                   struct ks_row *out);
+void kern_split_rows_ref(const uint8_t *w, size_t w_stride, int k, int r0, int r1,
+                         struct ks_row *out);
 /* Writes tokens [t0, t0 + 16) (t0 % 16 == 0, t0 < n) of the split panels
  * of the n rows x[t] = (const float *)((const char *)x + t * x_stride). */
 typedef void (*kern_split_fn)(const float *x, size_t x_stride, int n, int k, int t0, uint8_t *sp);
@@ -212,10 +226,12 @@ struct kern_table {
      * panel build is paid once per input and all of the weight matrix. */
     kern_panel_fn panel;
     kern_mm_fn mm_bf16_panel;
-    /* optional pair (NULL unless the CPU has bf16 and int8 dot products):
-     * split panels (above) and BF16 weights times them (a->sp, a->wq), as
-     * kern_mm_ref_bf16_split up to float summation order */
+    /* optional trio (NULL unless the CPU has bf16 and int8 dot products):
+     * split panels (above), the weight rows' numbers, and BF16 weights
+     * times the panels (a->sp, a->rs, a->wq), as kern_mm_ref_bf16_split
+     * up to float summation order */
     kern_split_fn split;
+    kern_split_rows_fn split_rows;
     kern_mm_fn mm_bf16_split;
 };
 

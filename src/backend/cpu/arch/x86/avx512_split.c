@@ -13,7 +13,8 @@
  * Tiles as the panel kernel's, 6 rows x 64 tokens with 24 sums in
  * registers: first over the bf16 pairs (f32 sums), then over the code
  * quads (int32 sums, exact). The weight codes of up to KS_ROWS rows are
- * made once per call into a->wq and serve every token group.
+ * made once per call into a->wq and serve every token group; the numbers
+ * they need of each row (a->rs) were made at load.
  * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512bf16 -mavx512vnni
  * -mavx2 -mfma. */
 #include <immintrin.h>
@@ -106,50 +107,62 @@ static void split(const float *x, size_t x_stride, int n, int k, int t0, uint8_t
     }
 }
 
-/* The scratch a->wq: codes [KS_ROWS][k], then sw [KS_ROWS], corr [KS_ROWS] */
-AI float *wq_sw(const struct kern_mm *a)
+/* One step of 32 bf16 weights: lane L holds inputs 2L (low half) and
+ * 2L + 1; the floats of the even and the odd ones */
+AI __m512 even_f32(__m512i v)
 {
-    return (float *)(void *)(a->wq + (size_t)KS_ROWS * (size_t)a->k);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
-AI int32_t *wq_corr(const struct kern_mm *a)
+AI __m512 odd_f32(__m512i v)
 {
-    return (int32_t *)(void *)(a->wq + (size_t)KS_ROWS * ((size_t)a->k + 4));
+    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
+}
+AI __mmask32 lanes32(int rem)
+{
+    return rem >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << rem) - 1);
 }
 
-/* The codes, sw and corr of weight rows r0..r1-1 into a->wq, from its
- * row ri on. 32 bf16 a step: lane L holds inputs 2L (low half) and 2L + 1. */
+/* kern_split_rows_ref */
+static void split_rows(const uint8_t *wb, size_t w_stride, int k, int r0, int r1,
+                       struct ks_row *out)
+{
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *w = (const uint16_t *)(const void *)(wb + (size_t)r * w_stride);
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < k; i += 32) {
+            __m512i v = _mm512_maskz_loadu_epi16(lanes32(k - i), w + i);
+            m = _mm512_max_ps(m,
+                              _mm512_max_ps(_mm512_abs_ps(even_f32(v)), _mm512_abs_ps(odd_f32(v))));
+        }
+        float mw = _mm512_reduce_max_ps(m), inv = mw > 0 ? 127.0f / mw : 0.0f;
+        __m512 iv = _mm512_set1_ps(inv);
+        __m512i sum = _mm512_setzero_si512();
+        for (int i = 0; i < k; i += 32) {
+            __m512i v = _mm512_maskz_loadu_epi16(lanes32(k - i), w + i);
+            sum = _mm512_add_epi32(sum, _mm512_cvtps_epi32(_mm512_mul_ps(even_f32(v), iv)));
+            sum = _mm512_add_epi32(sum, _mm512_cvtps_epi32(_mm512_mul_ps(odd_f32(v), iv)));
+        }
+        out[r] = (struct ks_row){inv, mw / 127.0f, 128 * _mm512_reduce_add_epi32(sum)};
+    }
+}
+
+/* The codes of weight rows r0..r1-1 into a->wq, from its row ri on */
 static void code_rows(const struct kern_mm *a, int r0, int r1, int ri)
 {
     int k = a->k;
     for (int r = r0; r < r1; r++) {
         const uint16_t *w = (const uint16_t *)(const void *)(a->w + (size_t)r * a->w_stride);
-        __m512i high = _mm512_set1_epi32((int)0xffff0000u);
-        __m512 m = _mm512_setzero_ps();
-        for (int i = 0; i < k; i += 32) {
-            __m512i v = _mm512_maskz_loadu_epi16(k - i >= 32 ? ~0u : (1u << (k - i)) - 1, w + i);
-            __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-            __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, high));
-            m = _mm512_max_ps(m, _mm512_max_ps(_mm512_abs_ps(even), _mm512_abs_ps(odd)));
-        }
-        float mw = _mm512_reduce_max_ps(m);
-        __m512 inv = _mm512_set1_ps(mw > 0 ? 127.0f / mw : 0.0f);
-        __m512i sum = _mm512_setzero_si512();
+        __m512 inv = _mm512_set1_ps(a->rs[r].inv);
         int8_t *out = (int8_t *)a->wq + (size_t)(ri + r - r0) * (size_t)k;
         for (int i = 0; i < k; i += 32) {
             int rem = k - i >= 32 ? 32 : k - i; /* even: k % 4 == 0 */
-            __m512i v = _mm512_maskz_loadu_epi16((1ull << rem) - 1, w + i);
-            __m512i qe = _mm512_cvtps_epi32(
-                _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), inv));
-            __m512i qo = _mm512_cvtps_epi32(
-                _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(v, high)), inv));
-            sum = _mm512_add_epi32(sum, _mm512_add_epi32(qe, qo));
-            __m512i pair = _mm512_or_si512(
-                _mm512_and_si512(qe, _mm512_set1_epi32(0xff)),
-                _mm512_slli_epi32(_mm512_and_si512(qo, _mm512_set1_epi32(0xff)), 8));
+            __m512i v = _mm512_maskz_loadu_epi16(lanes32(rem), w + i);
+            __m512i qe = _mm512_cvtps_epi32(_mm512_mul_ps(even_f32(v), inv));
+            __m512i qo = _mm512_cvtps_epi32(_mm512_mul_ps(odd_f32(v), inv));
+            __m512i pair = _mm512_or_si512(_mm512_and_si512(qe, _mm512_set1_epi32(0xff)),
+                                           _mm512_slli_epi32(qo, 8));
             _mm512_mask_cvtepi32_storeu_epi16(out + i, lanes16(rem / 2), pair);
         }
-        wq_sw(a)[ri + r - r0] = mw / 127.0f;
-        wq_corr(a)[ri + r - r0] = 128 * _mm512_reduce_add_epi32(sum);
     }
 }
 
@@ -219,8 +232,8 @@ AI void tile(const struct kern_mm *a, int r, int ri, const uint8_t *g, int t0, i
     }
 #pragma GCC unroll 6
     for (int i = 0; i < R; i++) {
-        __m512i corr = _mm512_set1_epi32(wq_corr(a)[ri + i]);
-        __m512 sw = _mm512_set1_ps(wq_sw(a)[ri + i]);
+        __m512i corr = _mm512_set1_epi32(a->rs[r + i].corr);
+        __m512 sw = _mm512_set1_ps(a->rs[r + i].sw);
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) {
             __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum[i][j], corr));
@@ -289,5 +302,6 @@ static void mm_bf16_split(const struct kern_mm *a, int r0, int r1)
 void kern_x86_avx512_split_fill(struct kern_table *t)
 {
     t->split = split;
+    t->split_rows = split_rows;
     t->mm_bf16_split = mm_bf16_split;
 }
