@@ -96,4 +96,34 @@ static inline __attribute__((always_inline)) void transpose16(const float *src, 
     }
 }
 
+/* Out-of-line instances tile<R><J> of a file's always-inline
+ * tile(ARGS..., R, J) for R = 1..6 weight rows and J = 1..4 vectors of 16
+ * tokens, and their table tiles[R][J - 1] of the file's type tile_fn.
+ * With R and J constant the sums live in registers; inlined into one
+ * function, GCC ran out of registers and spilled the panel vectors (half
+ * speed). PARAMS: the instances' parameter list, in parentheses. */
+#define KT_TILE(R, J, PARAMS, ...)                                                                 \
+    __attribute__((noinline)) static void tile##R##J PARAMS                                        \
+    {                                                                                              \
+        tile(__VA_ARGS__, R, J);                                                                   \
+    }
+#define KT_TILES_OF(R, PARAMS, ...)                                                                \
+    KT_TILE(R, 1, PARAMS, __VA_ARGS__)                                                             \
+    KT_TILE(R, 2, PARAMS, __VA_ARGS__)                                                             \
+    KT_TILE(R, 3, PARAMS, __VA_ARGS__) KT_TILE(R, 4, PARAMS, __VA_ARGS__)
+#define KT_ROW_OF(R)                                                                               \
+    {                                                                                              \
+        tile##R##1, tile##R##2, tile##R##3, tile##R##4                                             \
+    }
+#define KT_TILES(PARAMS, ...)                                                                      \
+    KT_TILES_OF(1, PARAMS, __VA_ARGS__)                                                            \
+    KT_TILES_OF(2, PARAMS, __VA_ARGS__)                                                            \
+    KT_TILES_OF(3, PARAMS, __VA_ARGS__)                                                            \
+    KT_TILES_OF(4, PARAMS, __VA_ARGS__)                                                            \
+    KT_TILES_OF(5, PARAMS, __VA_ARGS__)                                                            \
+    KT_TILES_OF(6, PARAMS, __VA_ARGS__)                                                            \
+    static const tile_fn tiles[7][4] = {                                                           \
+        {0}, KT_ROW_OF(1), KT_ROW_OF(2), KT_ROW_OF(3), KT_ROW_OF(4), KT_ROW_OF(5), KT_ROW_OF(6),   \
+    };
+
 #endif

@@ -75,29 +75,8 @@ AI void tile(const struct kern_mm *a, int r, const float *p, int t0, int tn, con
     }
 }
 
-/* One out-of-line instance per (R, J): inlined into one function, GCC
- * ran out of registers and spilled the panel vectors (half speed). */
 typedef void (*tile_fn)(const struct kern_mm *a, int r, const float *p, int t0, int tn);
-#define TILE(R, J)                                                                                 \
-    __attribute__((noinline)) static void tile##R##J(const struct kern_mm *a, int r,               \
-                                                     const float *p, int t0, int tn)               \
-    {                                                                                              \
-        tile(a, r, p, t0, tn, R, J);                                                               \
-    }
-#define TILES(R) TILE(R, 1) TILE(R, 2) TILE(R, 3) TILE(R, 4)
-TILES(1)
-TILES(2)
-TILES(3)
-TILES(4)
-TILES(5)
-TILES(6)
-#define ROW_OF(R)                                                                                  \
-    {                                                                                              \
-        tile##R##1, tile##R##2, tile##R##3, tile##R##4                                             \
-    }
-static const tile_fn tiles[ROWS + 1][4] = {
-    {0}, ROW_OF(1), ROW_OF(2), ROW_OF(3), ROW_OF(4), ROW_OF(5), ROW_OF(6),
-};
+KT_TILES((const struct kern_mm *a, int r, const float *p, int t0, int tn), a, r, p, t0, tn)
 
 /* Token groups outer: a group's panel (k x 64 floats) stays in L2 while
  * the rows stream past it (rows outer measured 3-8% slower). */

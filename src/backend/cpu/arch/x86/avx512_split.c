@@ -253,27 +253,9 @@ AI void tile(const struct kern_mm *a, int r, int ri, const uint8_t *g, int t0, i
 
 typedef void (*tile_fn)(const struct kern_mm *a, int r, int ri, const uint8_t *g, int t0, int tn,
                         const uint8_t *pf);
-#define TILE(R, J)                                                                                 \
-    __attribute__((noinline)) static void tile##R##J(const struct kern_mm *a, int r, int ri,       \
-                                                     const uint8_t *g, int t0, int tn,             \
-                                                     const uint8_t *pf)                            \
-    {                                                                                              \
-        tile(a, r, ri, g, t0, tn, pf, R, J);                                                       \
-    }
-#define TILES(R) TILE(R, 1) TILE(R, 2) TILE(R, 3) TILE(R, 4)
-TILES(1)
-TILES(2)
-TILES(3)
-TILES(4)
-TILES(5)
-TILES(6)
-#define ROW_OF(R)                                                                                  \
-    {                                                                                              \
-        tile##R##1, tile##R##2, tile##R##3, tile##R##4                                             \
-    }
-static const tile_fn tiles[ROWS + 1][4] = {
-    {0}, ROW_OF(1), ROW_OF(2), ROW_OF(3), ROW_OF(4), ROW_OF(5), ROW_OF(6),
-};
+KT_TILES((const struct kern_mm *a, int r, int ri, const uint8_t *g, int t0, int tn,
+          const uint8_t *pf),
+         a, r, ri, g, t0, tn, pf)
 
 /* Token groups inside, as the panel kernel: a group's panels stay in L2
  * while the rows stream past them. The first group codes each tile's rows
