@@ -148,22 +148,30 @@ static void split_rows(const uint8_t *wb, size_t w_stride, int k, int r0, int r1
     }
 }
 
+/* The codes of 32 weights v (as loaded): lane L holds those of inputs
+ * 2L (low byte) and 2L + 1 */
+AI __m512i code32(__m512i v, __m512 inv)
+{
+    __m512i qe = _mm512_cvtps_epi32(_mm512_mul_ps(even_f32(v), inv));
+    __m512i qo = _mm512_cvtps_epi32(_mm512_mul_ps(odd_f32(v), inv));
+    /* (qe & 0xff) | qo << 8 */
+    return _mm512_ternarylogic_epi32(qe, _mm512_slli_epi32(qo, 8), _mm512_set1_epi32(0xff), 0xec);
+}
+
 /* The codes of weight rows r0..r1-1 into a->wq, from its row ri on */
 static void code_rows(const struct kern_mm *a, int r0, int r1, int ri)
 {
-    int k = a->k;
+    int k = a->k, k32 = k / 32 * 32;
     for (int r = r0; r < r1; r++) {
         const uint16_t *w = (const uint16_t *)(const void *)(a->w + (size_t)r * a->w_stride);
         __m512 inv = _mm512_set1_ps(a->rs[r].inv);
         int8_t *out = (int8_t *)a->wq + (size_t)(ri + r - r0) * (size_t)k;
-        for (int i = 0; i < k; i += 32) {
-            int rem = k - i >= 32 ? 32 : k - i; /* even: k % 4 == 0 */
-            __m512i v = _mm512_maskz_loadu_epi16(lanes32(rem), w + i);
-            __m512i qe = _mm512_cvtps_epi32(_mm512_mul_ps(even_f32(v), inv));
-            __m512i qo = _mm512_cvtps_epi32(_mm512_mul_ps(odd_f32(v), inv));
-            __m512i pair = _mm512_or_si512(_mm512_and_si512(qe, _mm512_set1_epi32(0xff)),
-                                           _mm512_slli_epi32(qo, 8));
-            _mm512_mask_cvtepi32_storeu_epi16(out + i, lanes16(rem / 2), pair);
+        for (int i = 0; i < k32; i += 32)
+            _mm256_storeu_si256((__m256i *)(void *)(out + i),
+                                _mm512_cvtepi32_epi16(code32(_mm512_loadu_si512(w + i), inv)));
+        if (k32 < k) { /* an even count: k % 4 == 0 */
+            __m512i v = _mm512_maskz_loadu_epi16(lanes32(k - k32), w + k32);
+            _mm512_mask_cvtepi32_storeu_epi16(out + k32, lanes16((k - k32) / 2), code32(v, inv));
         }
     }
 }
