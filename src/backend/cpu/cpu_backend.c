@@ -485,8 +485,9 @@ static void *slice(struct slicer *s, size_t a, size_t b, size_t d)
     return p;
 }
 
-/* The split products' numbers of each row of w, made in items of 64 rows
- * on the pool. At load: each is a pass over the row. */
+/* The split products' numbers of each row of the layers' BF16 matrices
+ * (the lm_head never has enough rows of tokens for them), made in items
+ * of 64 rows on the pool. At load: each is a pass over the row. */
 struct rows_job {
     const struct cpu_ctx *c;
     const struct cpu_w *w;
@@ -506,6 +507,8 @@ static enum ax_err split_rows_all(struct cpu_ctx *c, char *err)
         struct cpu_layer *L = &c->layers[l];
         struct cpu_w *ws[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            if (ws[i]->type != KQ_BF16)
+                continue;
             ws[i]->rs = own_alloc(c, sizeof(struct ks_row) * (size_t)ws[i]->rows);
             if (!ws[i]->rs)
                 return ax_fail(err, AX_ENOMEM, "out of memory for the split products' row data");

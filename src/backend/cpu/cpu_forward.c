@@ -154,7 +154,7 @@ static void mm_add(struct cpu_ctx *c, struct mm_job *j, const struct cpu_w *w, c
     int panel = w->type == KQ_BF16 && n >= PANEL_MIN && (!c->xp_of || c->xp_of == xf);
     if (w->type == KQ_BF16 && c->bf16_act && n >= 4) /* decode stays exact */
         p->fn = c->kt.mm_bf16_act;
-    else if (panel && c->split) { /* one input's panels per job */
+    else if (panel && c->split && w->rs) { /* one input's panels per job */
         p->fn = c->kt.mm_bf16_split;
         p->a.sp = split_panels(c, xf, xf_stride, w->k, n);
         p->a.rs = w->rs;
