@@ -379,6 +379,16 @@ static int kc_bf16_compare(const char *var, const char *what, const struct kern_
     return 0;
 }
 
+/* rows of k random bf16 weights, rb bytes apart from w0 (any even offset) */
+static void kc_bf16_rows(uint8_t *w0, int rows, int k, size_t rb)
+{
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < k; i++) {
+            uint16_t h = kern_f32_to_bf16(kc_rand());
+            memcpy(w0 + r * rb + 2 * (size_t)i, &h, 2);
+        }
+}
+
 /* The optional bf16-activation product against kern_mm_ref_bf16_act: one
  * case of rows x k BF16 weights, n tokens, rows r0..r1 computed; rows
  * outside must stay untouched. */
@@ -391,11 +401,7 @@ static int kc_mm_bf16_act_case(const struct kern_table *v, int rows, int k, int 
           *y1 = ax_malloc(4 * (size_t)n * rows);
     uint8_t *w0 = w + 2;
     int f = 0;
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < k; i++) {
-            uint16_t h = kern_f32_to_bf16(kc_rand());
-            memcpy(w0 + r * rb + 2 * (size_t)i, &h, 2);
-        }
+    kc_bf16_rows(w0, rows, k, rb);
     for (size_t i = 0; i < (size_t)n * k; i++)
         x[i] = kc_rand();
     for (int i = 0; i < n * rows; i++)
@@ -445,11 +451,7 @@ static int kc_mm_panel_case(const struct kern_table *v, int rows, int k, int n, 
           *y0 = ax_malloc(4 * (size_t)n * rows), *y1 = ax_malloc(4 * (size_t)n * rows);
     float *pa = (float *)(void *)((uint8_t *)p1 + (64 - (uintptr_t)p1 % 64) % 64);
     int f = 0;
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < k; i++) {
-            uint16_t h = kern_f32_to_bf16(kc_rand());
-            memcpy(w0 + r * rb + 2 * (size_t)i, &h, 2);
-        }
+    kc_bf16_rows(w0, rows, k, rb);
     for (size_t i = 0; i < xs * n; i++)
         x[i] = kc_rand();
     for (size_t i = 0; i < np; i++)
@@ -577,11 +579,7 @@ static int kc_mm_split_case(const struct kern_table *v, int rows, int k, int n, 
             *wq = ax_malloc(ks_wq_bytes(k) + 64);
     uint8_t *pa = p1 + (64 - (uintptr_t)p1 % 64) % 64, *wqa = wq + (64 - (uintptr_t)wq % 64) % 64;
     int f = 0;
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < k; i++) {
-            uint16_t h = kern_f32_to_bf16(kc_rand());
-            memcpy(w0 + r * rb + 2 * (size_t)i, &h, 2);
-        }
+    kc_bf16_rows(w0, rows, k, rb);
     for (size_t i = 0; i < xs * n; i++)
         x[i] = kc_rand();
     memset(p0, 0xa5, np); /* slots nobody writes stay equal */
